@@ -1,0 +1,1 @@
+"""The starter app the candidate changes. It arrives with the exercise (issue 3)."""

@@ -1,0 +1,113 @@
+"""The ``faultfirst`` command."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+import typing
+
+from . import __version__
+from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
+from .server import ServerError
+
+
+def main(argv: typing.Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    return int(args.run(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faultfirst",
+        description="A take-home exercise for engineers who build on LLMs, and its grader.",
+    )
+    parser.add_argument("--version", action="version", version=f"faultfirst {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    fake = commands.add_parser(
+        "fake-llm",
+        help="serve the fault-injecting fake LLM provider",
+        description="Serve an OpenAI-compatible fake LLM provider on 127.0.0.1 that injects faults, "
+        "and print a line for every request it answers.",
+    )
+    fake.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    fake.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="calm",
+        help="how the provider behaves (default: calm): instant has no delays; calm streams at a "
+        "readable pace; realistic has long-tailed latency and a few percent transient errors; "
+        "outage takes the first model down",
+    )
+    fake.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
+    fake.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help=f"comma-separated model names, the primary first (default: {','.join(DEFAULT_MODELS)})",
+    )
+    fake.add_argument("--api-key", help="require this bearer token (default: accept any)")
+    fake.add_argument("--quiet", action="store_true", help="do not print a line per request")
+    fake.set_defaults(run=_fake_llm)
+    return parser
+
+
+def _fake_llm(args: argparse.Namespace) -> int:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    fake = FakeLLM(models=models, seed=args.seed, profile=args.profile, api_key=args.api_key, port=args.port)
+    try:
+        fake.start()
+    except ServerError as exc:
+        print(f"faultfirst fake-llm: {exc}", file=sys.stderr)
+        return 2
+    print(f"faultfirst fake LLM provider — profile {args.profile}, seed {args.seed}")
+    print(f"  base URL  {fake.base_url}   (LLM_BASE_URL)")
+    print(f"  models    {', '.join(models)}")
+    print(f"  ledger    {fake.admin_url}/ledger")
+    print(f"  faults    POST {fake.admin_url}/plan")
+    print("Press Ctrl-C to stop.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _follow(fake, quiet=args.quiet)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    print("stopped.")
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _follow(fake: FakeLLM, *, quiet: bool) -> None:
+    printed: set[int] = set()
+    while True:
+        time.sleep(0.2)
+        if quiet:
+            continue
+        for call in fake.calls:
+            if call.finished and call.id not in printed:
+                printed.add(call.id)
+                print(describe(call, fake.ledger.started_at), flush=True)
+
+
+def describe(call: Call, since: float) -> str:
+    """One line for a finished call, e.g. ``  12.31s #4 fake-large stream ok -> 200 completed``."""
+    mode = "stream" if call.stream else "json"
+    status = call.status if call.status is not None else "---"
+    took = (call.ended_at or call.received_at) - call.received_at
+    return (
+        f"{call.received_at - since:8.2f}s  #{call.id:<4} {call.model:<12} {mode:<6} "
+        f"{call.fault:<28} -> {status} {call.outcome}, {call.tokens} tokens in {took:.2f}s"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The fake provider's HTTP surface: OpenAI's chat-completions API plus a hidden admin path.
+
+Requests are checked as a provider would (bad JSON → 400, unknown model → 404, both in the
+provider's error shape), recorded in the ledger, and answered by a `Playback` of the fault the
+plan picks. The admin path carries a random token, so an app under test cannot reach it by
+accident; `FakeLLM.admin_url` and the `fake-llm` command print it.
+"""
+
+from __future__ import annotations
+
+import time
+import typing
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from . import text, wire
+from .faults import Fault, FaultError
+from .playback import Playback
+from .playback import Request as PlaybackRequest
+
+if typing.TYPE_CHECKING:
+    from .provider import FakeLLM
+
+_HIDDEN_HEADERS = {"authorization", "cookie", "api-key", "x-api-key"}
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+
+
+def build_app(fake: FakeLLM) -> Starlette:
+    async def chat_completions(request: Request) -> Response:
+        received_at = time.monotonic()
+        try:
+            body = await _parse(request, fake)
+        except BadRequest as exc:
+            fake.ledger.open(
+                received_at=received_at,
+                model="?",
+                stream=False,
+                prompt="",
+                fault="rejected",
+                status=exc.status,
+                ended_at=time.monotonic(),
+                outcome="rejected",
+                text=exc.message,
+            )
+            return JSONResponse(wire.error_body(exc.status, exc.message), status_code=exc.status)
+        return _playback(fake, request, body, received_at)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "faultfirst"}
+                    for m in fake.plan.models
+                ],
+            }
+        )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = f"Unknown request URL: {request.method} {request.url.path}."
+        return JSONResponse(wire.error_body(status, message), status_code=status)
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Mount(f"/_faultfirst/{fake.admin_token}", routes=_admin_routes(fake)),
+        ],
+        exception_handlers={404: not_found, 405: not_found},
+    )
+
+
+async def _parse(request: Request, fake: FakeLLM) -> dict[str, typing.Any]:
+    if fake.api_key is not None:
+        if request.headers.get("authorization") != f"Bearer {fake.api_key}":
+            raise BadRequest(401, "Incorrect API key provided.")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "The request body must be a JSON object.")
+    model, messages = body.get("model"), body.get("messages")
+    if not isinstance(model, str) or not model:
+        raise BadRequest(400, "you must provide a model parameter")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise BadRequest(400, "'messages' must be a non-empty array of message objects.")
+    if model not in fake.plan.models:
+        raise BadRequest(404, f"The model `{model}` does not exist or you do not have access to it.")
+    return body
+
+
+def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any], received_at: float) -> Playback:
+    model = body["model"]
+    stream = bool(body.get("stream"))
+    prompt = wire.prompt_text(body["messages"])
+    fault, rng = fake.plan.next_fault(model, prompt)
+    call = fake.ledger.open(
+        received_at=received_at,
+        model=model,
+        stream=stream,
+        prompt=prompt,
+        fault=fault.describe(),
+        prompt_tokens=text.count_tokens(prompt),
+        request_headers={
+            k: v for k, v in http_request.headers.items() if k.lower() not in _HIDDEN_HEADERS
+        },
+    )
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    request = PlaybackRequest(
+        id=f"chatcmpl-ff{call.id:06d}",
+        model=model,
+        stream=stream,
+        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+        max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
+        prompt_tokens=call.prompt_tokens,
+        answer=_answer(fault, prompt, model, fake.plan.seed),
+    )
+    return Playback(
+        request=request,
+        fault=fault,
+        rng=rng,
+        call=call,
+        ledger=fake.ledger,
+        inflight=fake.inflight,
+        find_transport=fake.find_transport,
+    )
+
+
+def _answer(fault: Fault, prompt: str, model: str, seed: int) -> list[str]:
+    if fault.kind == "near_miss_json":
+        assert fault.json_style is not None
+        return text.tokenize(text.near_miss(fault.content or text.record_json(prompt, seed), fault.json_style))
+    if fault.content is not None:
+        return text.tokenize(fault.content)
+    answer = text.answer_tokens(prompt, model, seed, fault.tokens)
+    if fault.after_tokens is not None and len(answer) <= fault.after_tokens:
+        answer = text.answer_tokens(prompt, model, seed, fault.after_tokens + 1)
+    return answer
+
+
+def _admin_routes(fake: FakeLLM) -> list[Route]:
+    async def index(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "models": list(fake.plan.models),
+                "profile": fake.plan.profile,
+                "seed": fake.plan.seed,
+                "calls": len(fake.ledger),
+                "scripted_faults_left": fake.plan.remaining(),
+            }
+        )
+
+    async def ledger(request: Request) -> Response:
+        if request.method == "DELETE":
+            fake.ledger.clear()
+            return Response(status_code=204)
+        return JSONResponse(fake.ledger.to_json())
+
+    async def plan(request: Request) -> Response:
+        """Set faults over HTTP: ``{"script": [...], "always": {...}, "model", "prompt_contains",
+        "profile", "seed"}``, each fault as in `Fault.to_dict`."""
+        try:
+            _apply_plan(fake, await request.json())
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return await index(request)
+
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/ledger", ledger, methods=["GET", "DELETE"]),
+        Route("/plan", plan, methods=["POST"]),
+    ]
+
+
+def _apply_plan(fake: FakeLLM, data: typing.Any) -> None:
+    if not isinstance(data, dict):
+        raise FaultError("the plan must be a JSON object")
+    where = {"model": data.get("model"), "prompt_contains": data.get("prompt_contains")}
+    if "script" in data:
+        fake.script(*(Fault.from_dict(item) for item in data["script"]), **where)
+    if "always" in data:
+        fake.always(Fault.from_dict(data["always"]), **where)
+    if "profile" in data:
+        fake.use_profile(data["profile"], seed=data.get("seed"))

@@ -1,0 +1,318 @@
+"""Playing one fault as one HTTP response.
+
+`Playback` is an ASGI response. While it plays, a second task waits on `receive()`: uvicorn answers
+it with ``http.disconnect`` when the client closes the connection, which is how the fake notices a
+client leave while it is still "thinking" (no byte sent yet) as well as mid-stream. Tokens are
+scheduled against the clock from the start of the response, not from the previous token, so a
+loaded machine delays a token without delaying every token after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import struct
+import time
+import typing
+from dataclasses import dataclass
+
+import anyio
+
+from . import wire
+from .faults import Fault
+from .ledger import Call, Ledger
+
+Scope = typing.MutableMapping[str, typing.Any]
+Receive = typing.Callable[[], typing.Awaitable[typing.MutableMapping[str, typing.Any]]]
+Send = typing.Callable[[typing.MutableMapping[str, typing.Any]], typing.Awaitable[None]]
+TransportFinder = typing.Callable[[typing.Any], "asyncio.Transport | None"]
+
+DRIP_INTERVAL = 0.05  # a dripping response sends a piece this often (seconds)
+
+
+@dataclass
+class Request:
+    """What the playback needs to know of the request it answers."""
+
+    id: str
+    model: str
+    stream: bool
+    include_usage: bool
+    max_tokens: int | None
+    prompt_tokens: int
+    answer: list[str]
+
+
+class Playback:
+    """The ASGI response that plays `fault` for `request`, recording everything in `ledger`."""
+
+    def __init__(
+        self,
+        *,
+        request: Request,
+        fault: Fault,
+        rng: random.Random,
+        call: Call,
+        ledger: Ledger,
+        inflight: Inflight,
+        find_transport: TransportFinder | None,
+    ) -> None:
+        self.request = request
+        self.fault = fault
+        self.rng = rng
+        self.call = call
+        self.ledger = ledger
+        self.inflight = inflight
+        self.find_transport = find_transport
+        self.created = int(time.time())
+        self.start = time.monotonic()
+        self.next_token_at = self.start
+        self.finished = False  # a close after the last byte is no "disconnect"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        with anyio.CancelScope() as cancel_scope:
+            self.inflight.add(cancel_scope)
+            try:
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(self._watch_disconnect, receive, tasks.cancel_scope)
+                    await self._play(send)
+                    tasks.cancel_scope.cancel()
+            finally:
+                self.inflight.discard(cancel_scope)
+                if not self.finished:
+                    self._finish("disconnected" if self.call.disconnected else "aborted")
+
+    def _finish(self, outcome: str) -> None:
+        """Record the end before the last byte leaves, so a client never sees it before the ledger."""
+        self.finished = True
+        self.ledger.update(self.call, ended_at=time.monotonic(), outcome=outcome)
+
+    async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+        if not self.finished:
+            self.ledger.update(self.call, disconnected_at=time.monotonic())
+            scope.cancel()
+
+    # -- the play --------------------------------------------------------------------------------
+
+    async def _play(self, send: Send) -> None:
+        fault = self.fault
+        await self._sleep_until(self.start + fault.latency)
+        self.next_token_at = time.monotonic() + fault.first_token
+        if fault.kind == "hang":
+            await anyio.sleep_forever()
+        if fault.kind == "reset" and fault.after_tokens == 0:
+            await self._close(reset=True)
+        elif fault.kind == "error" and fault.after_tokens is None:
+            await self._send_error(send)
+        elif self.request.stream:
+            await self._stream(send)
+        else:
+            await self._respond(send)
+
+    async def _stream(self, send: Send) -> None:
+        fault, request = self.fault, self.request
+        await self._start(send, 200, "text/event-stream; charset=utf-8")
+        await self._body(send, self._chunk({"role": "assistant", "content": ""}))
+        count, finish = self._planned_tokens()
+        for token in self._tokens(count):
+            if fault.kind == "malformed" and self.call.tokens == fault.after_tokens:
+                await self._body(send, b'data: {"id": "' + request.id.encode() + b'", "choices": [{"delta\n\n')
+            await self._next_token(token)
+            await self._body(send, self._chunk({"content": token}))
+        if fault.kind in ("stall", "reset", "cut", "error"):
+            await self._end_stream_badly(send)
+            return
+        await self._body(send, self._chunk({}, finish_reason=finish))
+        if request.include_usage:
+            await self._body(send, self._usage_chunk())
+        await self._body(send, wire.sse("[DONE]"), more=False)
+
+    async def _end_stream_badly(self, send: Send) -> None:
+        kind = self.fault.kind
+        if kind == "stall":
+            await anyio.sleep_forever()
+        elif kind == "reset":
+            await self._close(reset=True)
+        elif kind == "error":
+            error = wire.error_body(self.fault.status, self.fault.message)
+            await self._body(send, wire.sse(error), more=False)
+        else:  # cut: a clean end of the HTTP response, but no finish chunk and no [DONE]
+            await self._body(send, b"", more=False, outcome="cut")
+
+    async def _respond(self, send: Send) -> None:
+        fault = self.fault
+        count, finish = self._planned_tokens()
+        if fault.kind == "stall":
+            await self._start(send, 200, "application/json")
+        for token in self._tokens(count):
+            await self._next_token(token)
+        if fault.kind == "stall":
+            await anyio.sleep_forever()
+        if fault.kind == "reset":
+            await self._close(reset=True)
+            return
+        if fault.kind == "error":
+            await self._send_error(send)
+            return
+        body = json.dumps(self._completion(finish)).encode()
+        if fault.kind == "malformed":
+            body = body[: len(body) // 2]
+        await self._start(send, 200, "application/json", length=len(body))
+        if fault.kind == "cut":
+            await self._body(send, body[: len(body) // 2])
+            await self._close(reset=False)
+        else:
+            await self._body(send, body, more=False)
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def _planned_tokens(self) -> tuple[int | None, str]:
+        """How many tokens to generate (None: without end) and the finish reason after them."""
+        fault, request = self.fault, self.request
+        if fault.kind == "endless":
+            return None, "stop"
+        count, finish = len(request.answer), "stop"
+        if fault.kind in ("length", "error", "reset", "stall", "cut") and fault.after_tokens is not None:
+            count = fault.after_tokens
+            finish = "length" if fault.kind == "length" else "stop"
+        if request.max_tokens is not None and request.max_tokens < count:
+            count, finish = request.max_tokens, "length"
+        return count, finish
+
+    def _tokens(self, count: int | None) -> typing.Iterator[str]:
+        answer = self.request.answer
+        index = 0
+        while count is None or index < count:
+            yield answer[index % len(answer)]
+            index += 1
+
+    async def _next_token(self, token: str) -> None:
+        await self._sleep_until(self.next_token_at)
+        self.ledger.add_token(self.call, token)
+        fault = self.fault
+        delay = fault.token_delay + self.rng.uniform(-fault.jitter, fault.jitter)
+        self.next_token_at += max(0.0, delay)
+
+    async def _sleep_until(self, moment: float) -> None:
+        await anyio.sleep(max(0.0, moment - time.monotonic()))
+
+    # -- wire ------------------------------------------------------------------------------------
+
+    async def _start(self, send: Send, status: int, content_type: str, length: int | None = None) -> None:
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"x-request-id", self.request.id.encode()),
+        ]
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        if content_type.startswith("text/event-stream"):
+            headers.append((b"cache-control", b"no-cache"))
+        for name, value in self.fault.headers.items():
+            headers.append((name.lower().encode(), value.encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        self.ledger.update(self.call, status=status, headers_at=time.monotonic())
+
+    async def _body(self, send: Send, data: bytes, more: bool = True, outcome: str = "completed") -> None:
+        if not more:
+            self._finish(outcome)
+        if self.fault.kind != "drip":
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+            return
+        step = max(1, round(self.fault.bytes_per_second * DRIP_INTERVAL))
+        for offset in range(0, len(data), step):
+            piece = data[offset : offset + step]
+            last = offset + step >= len(data)
+            await send({"type": "http.response.body", "body": piece, "more_body": more or not last})
+            await anyio.sleep(len(piece) / self.fault.bytes_per_second)
+        if not data:
+            await send({"type": "http.response.body", "body": b"", "more_body": more})
+
+    async def _send_error(self, send: Send) -> None:
+        body = json.dumps(wire.error_body(self.fault.status, self.fault.message)).encode()
+        await self._start(send, self.fault.status, "application/json", length=len(body))
+        await self._body(send, body, more=False)
+
+    def _chunk(self, delta: dict[str, typing.Any], finish_reason: str | None = None) -> bytes:
+        request = self.request
+        return wire.sse(
+            wire.chunk(
+                id=request.id,
+                model=request.model,
+                created=self.created,
+                delta=delta,
+                finish_reason=finish_reason,
+                with_usage=request.include_usage,
+            )
+        )
+
+    def _usage_chunk(self) -> bytes:
+        request = self.request
+        return wire.sse(
+            wire.chunk(
+                id=request.id,
+                model=request.model,
+                created=self.created,
+                usage=self._usage(),
+                with_usage=True,
+            )
+        )
+
+    def _completion(self, finish: str) -> dict[str, typing.Any]:
+        return wire.completion(
+            id=self.request.id,
+            model=self.request.model,
+            created=self.created,
+            text=self.call.text,
+            finish_reason=finish,
+            usage=self._usage(),
+        )
+
+    def _usage(self) -> dict[str, int]:
+        return wire.usage(self.request.prompt_tokens, self.call.tokens)
+
+    async def _close(self, *, reset: bool) -> None:
+        """Close the connection under the response: with a TCP reset, or a plain close (FIN)."""
+        transport = self.find_transport(self.scope.get("client")) if self.find_transport else None
+        if transport is None:
+            raise RuntimeError("the fake provider can only drop connections it serves with uvicorn")
+        while transport.get_write_buffer_size():  # let the tokens already sent reach the client
+            await anyio.sleep(0.001)
+        self._finish("reset" if reset else "cut")
+        if reset:
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
+        await anyio.sleep(0.001)  # let uvicorn see the connection gone before the app returns
+
+
+class Inflight:
+    """The playbacks under way, so a test's reset can stop them from another thread."""
+
+    def __init__(self) -> None:
+        self._scopes: dict[anyio.CancelScope, asyncio.AbstractEventLoop] = {}
+
+    def add(self, scope: anyio.CancelScope) -> None:
+        self._scopes[scope] = asyncio.get_running_loop()
+
+    def discard(self, scope: anyio.CancelScope) -> None:
+        self._scopes.pop(scope, None)
+
+    def abort_all(self) -> None:
+        """Cancel every playback; safe to call from any thread."""
+        for scope, loop in list(self._scopes.items()):
+            try:
+                loop.call_soon_threadsafe(scope.cancel)
+            except RuntimeError:  # the server's loop is already closed
+                pass
+
+    def __len__(self) -> int:
+        return len(self._scopes)

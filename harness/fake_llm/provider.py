@@ -1,0 +1,112 @@
+"""`FakeLLM`: the fault-injecting fake provider, as tests and tools hold it."""
+
+from __future__ import annotations
+
+import secrets
+import typing
+
+from ..server import ServerThread
+from .app import build_app
+from .faults import Fault
+from .ledger import Call, Ledger
+from .plan import FaultPlan
+from .playback import Inflight
+
+DEFAULT_MODELS = ("fake-large", "fake-small")
+
+
+class FakeLLM:
+    """An OpenAI-compatible provider that misbehaves on cue and records everything it does.
+
+    ::
+
+        with FakeLLM() as fake:                     # serving on 127.0.0.1, a free port
+            fake.script(f.error(503), f.error(429, retry_after=0.2))
+            ...                                     # point the app at fake.base_url
+            assert [c.status for c in fake.calls] == [503, 429, 200]
+
+    Faults come from `script` (used once each, in order), then `always` rules, then the profile
+    (`instant` by default: no delays, no faults). Everything is deterministic for a given seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        models: typing.Sequence[str] = DEFAULT_MODELS,
+        seed: int = 0,
+        profile: str = "instant",
+        api_key: str | None = None,
+        port: int = 0,
+    ) -> None:
+        self.plan = FaultPlan(models=models, seed=seed, profile=profile)
+        self.ledger = Ledger()
+        self.inflight = Inflight()
+        self.api_key = api_key
+        self.admin_token = secrets.token_urlsafe(12)
+        self.app = build_app(self)
+        self._server = ServerThread(
+            self.app, port=port, lifespan="off", graceful_timeout=0.2, name="fake-llm"
+        )
+
+    # -- what scenario authors use ----------------------------------------------------------------
+
+    def script(self, *faults: Fault, model: str | None = None, prompt_contains: str | None = None) -> None:
+        """Play these faults on the next matching requests, one each, in order."""
+        self.plan.script(faults, model=model, prompt_contains=prompt_contains)
+
+    def always(self, fault: Fault, *, model: str | None = None, prompt_contains: str | None = None) -> None:
+        """Play this fault on every matching request not taken by a script, e.g. a model down."""
+        self.plan.always(fault, model=model, prompt_contains=prompt_contains)
+
+    def use_profile(self, name: str, *, seed: int | None = None) -> None:
+        """Draw unscripted requests' faults from a named profile: instant, calm, realistic, outage."""
+        self.plan.use_profile(name, seed=seed)
+
+    @property
+    def calls(self) -> list[Call]:
+        """Copies of every request recorded so far, oldest first."""
+        return self.ledger.calls()
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return self.plan.models
+
+    def reset(self, *, seed: int | None = None) -> None:
+        """Back to a fresh provider: no faults, an empty ledger, and no response still playing."""
+        self.inflight.abort_all()
+        self.plan.clear(seed=seed)
+        self.ledger.clear()
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self.inflight.abort_all()
+        self._server.stop()
+
+    def __enter__(self) -> FakeLLM:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The server's root, e.g. ``http://127.0.0.1:43121``."""
+        return self._server.url
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client takes as its base URL (``.../v1``)."""
+        return f"{self.url}/v1"
+
+    @property
+    def admin_url(self) -> str:
+        """The ledger and plan over HTTP: ``GET {admin_url}/ledger``, ``POST {admin_url}/plan``."""
+        return f"{self.url}/_faultfirst/{self.admin_token}"
+
+    def find_transport(self, client: typing.Any) -> typing.Any:
+        return self._server.find_transport(client)

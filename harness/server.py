@@ -1,0 +1,103 @@
+"""Serve an ASGI app with uvicorn on loopback, in a background thread.
+
+The fake provider runs this way in tests, and so does the app under test in thread mode. The port
+is always chosen free by the kernel unless asked for; the address is always 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import typing
+
+import uvicorn
+
+HOST = "127.0.0.1"
+
+
+class ServerError(RuntimeError):
+    """The server could not start (port taken, startup failed) or would not stop."""
+
+
+class ServerThread:
+    """A uvicorn server in a daemon thread, with a start that waits until it listens.
+
+    Stopping takes about 0.1 s (uvicorn's shutdown pause); requests still open then are given
+    `graceful_timeout` seconds to end before they are cancelled, so a stalled stream never makes
+    `stop()` hang.
+    """
+
+    def __init__(
+        self,
+        app: typing.Any,
+        *,
+        port: int = 0,
+        lifespan: str = "auto",
+        graceful_timeout: float = 0.5,
+        name: str = "uvicorn",
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=HOST,
+            port=port,
+            lifespan=lifespan,  # type: ignore[arg-type]
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=graceful_timeout,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name=name, daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive():
+                raise ServerError(
+                    f"the server stopped during startup (is port {self.server.config.port} free?)"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerError(f"the server did not start within {timeout:g}s")
+            time.sleep(0.001)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self._thread.is_alive():
+            return
+        self.server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.server.force_exit = True
+            self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise ServerError(f"the server thread did not stop within {2 * timeout:g}s")
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def find_transport(self, client: typing.Any) -> asyncio.Transport | None:
+        """The transport of the connection from `client` (an ASGI scope's ``client``).
+
+        Only valid in the server's own thread. ASGI has no way to drop a connection without a
+        response, so the fake provider uses this to reset one, as a failing upstream does.
+        """
+        if client is None:
+            return None
+        for connection in list(self.server.server_state.connections):
+            if getattr(connection, "client", None) == tuple(client):
+                return typing.cast(asyncio.Transport, connection.transport)
+        return None
+
+    def __enter__(self) -> ServerThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
