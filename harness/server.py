@@ -48,7 +48,13 @@ class ServerThread:
             timeout_graceful_shutdown=graceful_timeout,
         )
         self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn exits when it cannot bind or start; start() reports it
+            pass
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
