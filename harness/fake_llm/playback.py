@@ -73,17 +73,19 @@ class Playback:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
-        with anyio.CancelScope() as cancel_scope:
-            self.inflight.add(cancel_scope)
-            try:
+        try:
+            with anyio.CancelScope() as abort_scope:
+                self.inflight.add(abort_scope)
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(self._watch_disconnect, receive, tasks.cancel_scope)
                     await self._play(send)
                     tasks.cancel_scope.cancel()
-            finally:
-                self.inflight.discard(cancel_scope)
-                if not self.finished:
-                    self._finish("disconnected" if self.call.disconnected else "aborted")
+            if abort_scope.cancelled_caught and not self.call.disconnected:
+                await self._drop_connection(reset=False, outcome="aborted")
+        finally:
+            self.inflight.discard(abort_scope)
+            if not self.finished:
+                self._finish("disconnected" if self.call.disconnected else "aborted")
 
     def _finish(self, outcome: str) -> None:
         """Record the end before the last byte leaves, so a client never sees it before the ledger."""
@@ -279,19 +281,24 @@ class Playback:
 
     async def _close(self, *, reset: bool) -> None:
         """Close the connection under the response: with a TCP reset, or a plain close (FIN)."""
+        if not await self._drop_connection(reset=reset, outcome="reset" if reset else "cut"):
+            raise RuntimeError("the fake provider can only drop connections it serves with uvicorn")
+
+    async def _drop_connection(self, *, reset: bool, outcome: str) -> bool:
         transport = self.find_transport(self.scope.get("client")) if self.find_transport else None
         if transport is None:
-            raise RuntimeError("the fake provider can only drop connections it serves with uvicorn")
+            return False
         while transport.get_write_buffer_size():  # let the tokens already sent reach the client
             await anyio.sleep(0.001)
-        self._finish("reset" if reset else "cut")
+        self._finish(outcome)
         if reset:
             sock = transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         else:
             transport.close()
-        await anyio.sleep(0.001)  # let uvicorn see the connection gone before the app returns
+        await anyio.sleep(0.001)  # let uvicorn see the connection gone, or it logs an error
+        return True
 
 
 class Inflight:
