@@ -1,1 +1,1 @@
-"""The starter app the candidate changes. It arrives with the exercise (issue 3)."""
+"""The research assistant: the starter app the candidate changes."""

@@ -22,7 +22,7 @@ _OPENERS = [
     "Taken together, the studies show that",
 ]
 _SUBJECTS = [
-    "retrieval-augmented models",
+    "retrieval augmentation",
     "the proposed method",
     "sparse attention",
     "the authors' baseline",
