@@ -42,7 +42,8 @@ def test_stop_does_not_wait_for_a_stalled_stream() -> None:
     body = {"model": "fake-large", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with httpx.Client(base_url=fake.base_url) as client:
         with client.stream("POST", "/chat/completions", json=body) as response:
-            next(response.iter_lines())
+            lines = response.iter_lines()  # kept: a discarded iterator closes the connection
+            next(lines)
             stopped = time.monotonic()
             fake.stop()
             # Same bound as above: the stalled response is aborted, not waited for.

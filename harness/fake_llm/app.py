@@ -68,7 +68,9 @@ def build_app(fake: FakeLLM) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = f"Unknown request URL: {request.method} {request.url.path}."
-        return JSONResponse(wire.error_body(status, message), status_code=status)
+        body = wire.error_body(status, message)
+        body["error"]["code"] = "unknown_url"  # as OpenAI says; not the table's "model_not_found"
+        return JSONResponse(body, status_code=status)
 
     return Starlette(
         routes=[

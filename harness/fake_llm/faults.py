@@ -27,6 +27,7 @@ one is done, so the two modes bill and time alike.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 
@@ -191,7 +192,7 @@ def _check(fault: Fault) -> None:
         raise FaultError(f"unknown fault {fault.kind!r}; known: {', '.join(KINDS)}")
     for name in ("latency", "first_token", "token_delay", "jitter"):
         value = getattr(fault, name)
-        if not isinstance(value, (int, float)) or value < 0:
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise FaultError(f"{fault.kind}: {name} must be a number of seconds >= 0, got {value!r}")
     if fault.tokens is not None and (not isinstance(fault.tokens, int) or fault.tokens < 1):
         raise FaultError(f"{fault.kind}: tokens must be a whole number >= 1, got {fault.tokens!r}")
@@ -201,11 +202,13 @@ def _check(fault: Fault) -> None:
         raise FaultError(
             f"{fault.kind}: after_tokens must be a whole number >= 0, got {fault.after_tokens!r}"
         )
-    if fault.kind == "error" and not (400 <= fault.status <= 599):
+    if fault.kind == "error" and not (isinstance(fault.status, int) and 400 <= fault.status <= 599):
         raise FaultError(f"error: status must be an HTTP error (400-599), got {fault.status!r}")
     if fault.kind != "error" and fault.status != 200:
         raise FaultError(f"{fault.kind}: only an error fault sets a status")
-    if fault.kind == "drip" and not (fault.bytes_per_second and fault.bytes_per_second > 0):
+    if fault.kind == "drip" and not (
+        isinstance(fault.bytes_per_second, (int, float)) and fault.bytes_per_second > 0
+    ):
         raise FaultError(f"drip: bytes_per_second must be > 0, got {fault.bytes_per_second!r}")
     if fault.kind == "near_miss_json" and fault.json_style not in JSON_STYLES:
         raise FaultError(
