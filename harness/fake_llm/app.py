@@ -13,7 +13,7 @@ import typing
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
@@ -39,18 +39,11 @@ def build_app(fake: FakeLLM) -> Starlette:
         received_at = time.monotonic()
         try:
             body = await _parse(request, fake)
+        except ClientDisconnect:  # gone while still sending its request: nothing to answer
+            _record_unanswered(fake, received_at, outcome="disconnected")
+            return Response(status_code=400)
         except BadRequest as exc:
-            fake.ledger.open(
-                received_at=received_at,
-                model="?",
-                stream=False,
-                prompt="",
-                fault="rejected",
-                status=exc.status,
-                ended_at=time.monotonic(),
-                outcome="rejected",
-                text=exc.message,
-            )
+            _record_unanswered(fake, received_at, outcome="rejected", status=exc.status, text=exc.message)
             return JSONResponse(wire.error_body(exc.status, exc.message), status_code=exc.status)
         return _playback(fake, request, body, received_at)
 
@@ -100,6 +93,25 @@ async def _parse(request: Request, fake: FakeLLM) -> dict[str, typing.Any]:
     if model not in fake.plan.models:
         raise BadRequest(404, f"The model `{model}` does not exist or you do not have access to it.")
     return body
+
+
+def _record_unanswered(
+    fake: FakeLLM, received_at: float, *, outcome: str, status: int | None = None, text: str = ""
+) -> None:
+    """Put a request that never reached a fault in the ledger: every request is recorded."""
+    now = time.monotonic()
+    fake.ledger.open(
+        received_at=received_at,
+        model="?",
+        stream=False,
+        prompt="",
+        fault="none",
+        status=status,
+        ended_at=now,
+        disconnected_at=now if outcome == "disconnected" else None,
+        outcome=outcome,
+        text=text,
+    )
 
 
 def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any], received_at: float) -> Playback:

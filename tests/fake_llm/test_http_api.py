@@ -3,6 +3,7 @@ provider's error shape, API-key checking, and the admin API behind its secret pa
 
 from __future__ import annotations
 
+import socket
 import typing
 
 import httpx
@@ -99,6 +100,18 @@ async def test_an_unknown_path_or_method_is_answered_in_json(
     error = assert_provider_error(response, status, f"Unknown request URL: {method} {path}.")
     assert error["code"] == "unknown_url"
     assert fake_llm.calls == []  # not a chat completion: nothing to record
+
+
+def test_a_client_gone_before_its_body_arrived_is_recorded_as_disconnected(fake_llm: FakeLLM) -> None:
+    host, port = fake_llm.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\""
+        )
+    [call] = fake_llm.ledger.wait_for_sync(lambda calls: len(calls) == 1)
+    assert (call.outcome, call.fault, call.status) == ("disconnected", "none", None)
+    assert call.disconnected
 
 
 async def test_content_parts_in_messages_are_understood(fake_llm: FakeLLM) -> None:

@@ -182,7 +182,7 @@ async def test_rejected_requests_are_recorded_as_rejected(fake_llm: FakeLLM) -> 
     assert (unknown.outcome, unknown.status, unknown.fault, unknown.tokens) == (
         "rejected",
         404,
-        "rejected",
+        "none",
         0,
     )
     assert "gpt-nonexistent" in unknown.text  # the reason given to the client
