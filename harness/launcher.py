@@ -1,0 +1,160 @@
+"""Start the app under test in a child process, on loopback, and stop it cleanly.
+
+The parent binds 127.0.0.1 on a free port and hands the listening socket to uvicorn in the child
+(``--fd``), so the port is known before the child starts and no other process can take it in
+between. The child gets a minimal environment: the harness's settings, not the grader's secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import typing
+from pathlib import Path
+
+import httpx
+
+from .server import HOST
+
+APP = "exercise_app.app:app"
+
+# What the harness tells the app (see exercise_app/settings.py): short enough that every scenario
+# runs in seconds, long enough that a correct app on a loaded machine never trips them by chance.
+SCENARIO_SETTINGS = {
+    "LLM_API_KEY": "sk-faultfirst",
+    "PRIMARY_MODEL": "fake-large",
+    "FALLBACK_MODEL": "fake-small",
+    "LLM_CONNECT_TIMEOUT": "1.0",
+    "LLM_READ_TIMEOUT": "2.0",
+    "REQUEST_DEADLINE": "4.0",
+    "RETRY_BASE_DELAY": "0.1",
+    "RETRY_MAX_DELAY": "0.8",
+    "MAX_ATTEMPTS": "3",
+    "MAX_CONCURRENCY": "4",
+}
+
+_PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+class AppDidNotStart(RuntimeError):
+    """The app failed to import, crashed or never answered; the message is one line for people."""
+
+
+class AppProcess:
+    """The app in `folder` (which holds the ``exercise_app`` package), served by uvicorn."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        settings: typing.Mapping[str, str],
+        *,
+        app: str = APP,
+    ) -> None:
+        self.folder = Path(folder).resolve()
+        self.settings = dict(settings)
+        self.app = app
+        self._socket: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = tempfile.TemporaryFile()
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the app and wait until ``GET /healthz`` answers, or raise `AppDidNotStart`."""
+        if not (self.folder / self.app.split(".")[0]).is_dir():
+            raise AppDidNotStart(f"{self.folder} has no {self.app.split('.')[0]}/ folder to run")
+        self._socket = socket.socket()
+        self._socket.bind((HOST, 0))
+        self._socket.listen(128)
+        fd = self._socket.fileno()
+        command = [sys.executable, "-m", "uvicorn", self.app, "--fd", str(fd)]
+        command += ["--app-dir", str(self.folder), "--no-access-log", "--log-level", "warning"]
+        self._process = subprocess.Popen(
+            command,
+            cwd=self.folder,
+            env=self._environment(),
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so a stop ends the app's own children too
+        )
+        self._wait_until_healthy(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the app (SIGTERM, then SIGKILL after `timeout`) and free its port."""
+        if self._process is not None and self._process.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self._process.wait()
+        if self._socket is not None:
+            self._socket.close()
+        self._log.close()
+
+    @property
+    def url(self) -> str:
+        assert self._socket is not None, "start() the app first"
+        return f"http://{HOST}:{self._socket.getsockname()[1]}"
+
+    def output(self) -> str:
+        """Everything the app printed so far (its log and any traceback)."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def __enter__(self) -> AppProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _environment(self) -> dict[str, str]:
+        env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.settings)
+        return env
+
+    def _wait_until_healthy(self, timeout: float) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=1.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise AppDidNotStart(f"the app exited while starting: {self._reason()}")
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
+        raise AppDidNotStart(
+            f"the app did not answer GET /healthz within {timeout:g}s: {self._reason()}"
+        )
+
+    def _reason(self) -> str:
+        """The last meaningful line the app printed, usually the exception that stopped it."""
+        lines = [line.strip() for line in self.output().splitlines() if line.strip()]
+        errors = [line for line in lines if "Error" in line or "Exception" in line]
+        return (errors or lines or ["it printed nothing"])[-1]
+
+    def _signal(self, signum: int) -> None:
+        assert self._process is not None
+        try:
+            os.killpg(self._process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def scenario_settings(llm_base_url: str, **overrides: str) -> dict[str, str]:
+    """The settings an app gets under the scenarios, pointing at the fake provider."""
+    return {**SCENARIO_SETTINGS, "LLM_BASE_URL": llm_base_url, **overrides}
