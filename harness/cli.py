@@ -9,7 +9,10 @@ import time
 import typing
 
 from . import __version__
+from pathlib import Path
+
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
+from .launcher import AppDidNotStart, AppProcess
 from .server import ServerError
 
 
@@ -54,6 +57,29 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--api-key", help="require this bearer token (default: accept any)")
     fake.add_argument("--quiet", action="store_true", help="do not print a line per request")
     fake.set_defaults(run=_fake_llm)
+
+    play = commands.add_parser(
+        "play",
+        help="run the app against the fake provider, and watch what it does under faults",
+        description="Start the fake LLM provider and the app, print the page's address, and print "
+        "a line for every call the app makes to the provider: model, fault, status, tokens, and "
+        "whether the app hung up. Ctrl-C stops both.",
+    )
+    play.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="realistic",
+        help="how the provider behaves (default: realistic): see 'faultfirst fake-llm --help'",
+    )
+    play.add_argument(
+        "--app",
+        type=Path,
+        default=Path("."),
+        help="the folder holding exercise_app/ (default: the current folder)",
+    )
+    play.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
+    play.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
+    play.set_defaults(run=_play)
     return parser
 
 
@@ -82,6 +108,40 @@ def _fake_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play(args: argparse.Namespace) -> int:
+    fake = FakeLLM(seed=args.seed, profile=args.profile)
+    fake.start()
+    # Only where the provider is: the app's own defaults for timeouts and retries are what a
+    # person should watch at work here, not the short ones the scenarios use.
+    settings = {
+        "LLM_BASE_URL": fake.base_url,
+        "PRIMARY_MODEL": fake.models[0],
+        "FALLBACK_MODEL": fake.models[1],
+    }
+    app = AppProcess(args.app, settings, port=args.port)
+    try:
+        app.start()
+    except (AppDidNotStart, OSError) as exc:
+        app.stop()
+        fake.stop()
+        print(f"faultfirst play: {exc}", file=sys.stderr)
+        return 2
+    print(f"faultfirst play — the app in {app.folder}, the provider's profile {args.profile}")
+    print(f"  open      {app.url}/")
+    print(f"  provider  {fake.base_url} ({', '.join(fake.models)}; the first is PRIMARY_MODEL)")
+    print("Each call your app makes to the provider is printed when it ends. Ctrl-C stops.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _follow(fake, quiet=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.stop()
+        fake.stop()
+    print("stopped.")
+    return 0
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -103,9 +163,10 @@ def describe(call: Call, since: float) -> str:
     mode = "stream" if call.stream else "json"
     status = call.status if call.status is not None else "---"
     took = (call.ended_at or call.received_at) - call.received_at
+    outcome = "the client hung up" if call.disconnected else call.outcome
     return (
         f"{call.received_at - since:8.2f}s  #{call.id:<4} {call.model:<12} {mode:<6} "
-        f"{call.fault:<28} -> {status} {call.outcome}, {call.tokens} tokens in {took:.2f}s"
+        f"{call.fault:<28} -> {status} {outcome}, {call.tokens} tokens in {took:.2f}s"
     )
 
 

@@ -54,8 +54,10 @@ class AppProcess:
         settings: typing.Mapping[str, str],
         *,
         app: str = APP,
+        port: int = 0,
     ) -> None:
         self.folder = Path(folder).resolve()
+        self.port = port
         self.settings = dict(settings)
         self.app = app
         self._socket: socket.socket | None = None
@@ -67,7 +69,8 @@ class AppProcess:
         if not (self.folder / self.app.split(".")[0]).is_dir():
             raise AppDidNotStart(f"{self.folder} has no {self.app.split('.')[0]}/ folder to run")
         self._socket = socket.socket()
-        self._socket.bind((HOST, 0))
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((HOST, self.port))
         self._socket.listen(128)
         fd = self._socket.fileno()
         command = [sys.executable, "-m", "uvicorn", self.app, "--fd", str(fd)]

@@ -5,10 +5,12 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
 COMMAND = [sys.executable, "-m", "harness.cli"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_help_lists_the_commands_and_their_options() -> None:
@@ -19,26 +21,68 @@ def test_help_lists_the_commands_and_their_options() -> None:
         assert option in sub.stdout
 
 
+class Running:
+    """A faultfirst command running in the background, read line by line, stopped with Ctrl-C."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def read_until(self, pattern: str) -> re.Match[str]:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if match := re.search(pattern, line):
+                return match
+        raise AssertionError(f"the command ended before printing {pattern!r}")
+
+    def interrupt(self) -> tuple[str, str]:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.communicate(timeout=10)
+
+
+ASK = {"model": "fake-large", "messages": [{"role": "user", "content": "hi"}]}
+
+
 def test_fake_llm_serves_prints_each_request_and_stops_on_ctrl_c() -> None:
-    with subprocess.Popen(
-        [*COMMAND, "fake-llm", "--profile", "instant"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        try:
-            banner = [process.stdout.readline() for _ in range(6)]
-            base_url = re.search(r"(http://127\.0\.0\.1:\d+/v1)", "".join(banner)).group(1)
-            body = {"model": "fake-large", "messages": [{"role": "user", "content": "hi"}]}
-            assert httpx.post(f"{base_url}/chat/completions", json=body).status_code == 200
-            line = process.stdout.readline()
-            assert "#1" in line and "fake-large" in line and "200 completed" in line
-        finally:
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=10)
-    assert process.returncode == 0, err
+    command = Running("fake-llm", "--profile", "instant")
+    try:
+        base_url = command.read_until(r"(http://127\.0\.0\.1:\d+/v1)").group(1)
+        assert httpx.post(f"{base_url}/chat/completions", json=ASK).status_code == 200
+        command.read_until(r"#1 +fake-large +json +ok +-> 200 completed")
+    finally:
+        out, err = command.interrupt()
+    assert command.process.returncode == 0, err
     assert "stopped." in out
     assert "Traceback" not in err
+
+
+def test_play_runs_the_app_against_the_fake_and_shows_its_calls() -> None:
+    command = Running("play", "--profile", "instant", "--app", str(ROOT))
+    try:
+        page = command.read_until(r"open +(http://127\.0\.0\.1:\d+)/").group(1)
+        assert "<form" in httpx.get(page).text
+        answer = httpx.post(f"{page}/api/answer", json={"question": "What about retrieval?"})
+        assert answer.status_code == 200
+        command.read_until(r"#1 +fake-large +json +ok +-> 200 completed")
+    finally:
+        out, err = command.interrupt()
+    assert command.process.returncode == 0, err
+    assert "stopped." in out
+
+
+def test_play_with_an_app_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "exercise_app").mkdir()
+    (tmp_path / "exercise_app" / "__init__.py").write_text("")
+    (tmp_path / "exercise_app" / "app.py").write_text("import a_library_nobody_installed\n")
+    result = subprocess.run(
+        [*COMMAND, "play", "--app", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "faultfirst play: the app exited while starting: "
+        "ModuleNotFoundError: No module named 'a_library_nobody_installed'"
+    ]
 
 
 def test_a_taken_port_is_one_clear_line() -> None:
