@@ -1,0 +1,76 @@
+"""The page as a person uses it: a real headless Chromium asks a question and reads the answer.
+
+Needs Debian's chromium (CI installs it) and the playwright package (the test extra); without
+either, these tests are skipped with the reason.
+"""
+
+import shutil
+import typing
+from pathlib import Path
+
+import pytest
+
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.launcher import AppProcess, scenario_settings
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("no chromium on this machine (apt-get install chromium)", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+# As this machine's notes advise: without these, Chromium tries to reach Google's hosts at start.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> typing.Iterator[typing.Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def starter(fake_llm_server: FakeLLM) -> typing.Iterator[AppProcess]:
+    with AppProcess(ROOT, scenario_settings(fake_llm_server.base_url)) as app:
+        yield app
+
+
+def test_the_starter_page_shows_the_answer_and_the_model(
+    browser: typing.Any, starter: AppProcess, fake_llm: FakeLLM
+) -> None:
+    page = browser.new_page()
+    try:
+        page.goto(f"{starter.url}/")
+        page.fill("#question", "What does retrieval do to accuracy?")
+        page.click("button")
+        page.wait_for_selector("#meta:has-text('Answered by fake-large')", timeout=5000)
+        [call] = fake_llm.calls
+        assert page.inner_text("#answer") == call.text
+    finally:
+        page.close()
+
+
+def test_the_starter_page_says_when_the_answer_failed(
+    browser: typing.Any, starter: AppProcess, fake_llm: FakeLLM
+) -> None:
+    fake_llm.always(f.error(503))
+    page = browser.new_page()
+    try:
+        page.goto(f"{starter.url}/")
+        page.fill("#question", "Anything?")
+        page.click("button")
+        page.wait_for_selector("#answer.error", timeout=5000)
+        assert "500" in page.inner_text("#answer")
+    finally:
+        page.close()
