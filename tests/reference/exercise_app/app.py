@@ -1,0 +1,85 @@
+"""The research assistant: ask a question about a few papers, get an answer from the LLM."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import typing
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .answers import AnswerService
+from .disconnect import cancel_on_disconnect
+from .errors import AnswerError, BadQuestion
+from .llm import LLMClient
+from .settings import Settings
+from .streaming import event_stream
+
+PAGE = Path(__file__).parent / "static" / "index.html"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client left first"; nobody will read it
+
+
+async def index(request: Request) -> FileResponse:
+    return FileResponse(PAGE)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def answer(request: Request) -> Response:
+    """``{"answer", "model", "fallback", "attempts"}`` once the whole answer is ready."""
+    try:
+        question = await read_question(request)
+        answers: AnswerService = request.app.state.answers
+        result = await cancel_on_disconnect(request, lambda: answers.answer(question))
+    except AnswerError as error:
+        return JSONResponse(error.to_json(), status_code=error.status_code)
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    return JSONResponse({"answer": result.text, **dataclasses.asdict(result.served)})
+
+
+async def answer_stream(request: Request) -> Response:
+    """The answer as Server-Sent Events, piece by piece as the model writes it."""
+    try:
+        question = await read_question(request)
+    except AnswerError as error:
+        return JSONResponse(error.to_json(), status_code=error.status_code)
+    answers: AnswerService = request.app.state.answers
+    return event_stream(answers.stream(question))
+
+
+async def read_question(request: Request) -> str:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    question = body.get("question") if isinstance(body, dict) else None
+    if not isinstance(question, str) or not question.strip():
+        raise BadQuestion("Ask a question.")
+    return question.strip()
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> typing.AsyncIterator[None]:
+    settings = Settings.from_env()
+    llm = LLMClient(settings)
+    app.state.answers = AnswerService(llm, settings)
+    yield
+    await llm.aclose()
+
+
+app = Starlette(
+    routes=[
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/api/answer", answer, methods=["POST"]),
+        Route("/api/answer/stream", answer_stream, methods=["POST"]),
+    ],
+    lifespan=lifespan,
+)

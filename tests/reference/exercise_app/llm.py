@@ -1,0 +1,104 @@
+"""A small client for the LLM provider (the OpenAI chat-completions wire format).
+
+It speaks the wire format and nothing more: every way the provider can fail becomes a
+`ProviderError` or one of httpx's own errors, and `retry.py` decides which of them are worth
+another attempt.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass
+
+import httpx
+
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+
+
+class ProviderError(Exception):
+    """The provider answered with an error, or with an answer that broke off or made no sense.
+
+    `status` is the HTTP status of an error response, or None for a failure inside a response
+    that had started well (an error chunk mid-stream, a stream cut short, a garbled body).
+    `headers` are kept because they may say how long to wait before trying again.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, headers: httpx.Headers | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers if headers is not None else httpx.Headers()
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ProviderError:
+        try:
+            message = str(response.json()["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:200] or response.reason_phrase
+        status = response.status_code
+        return cls(f"{status} {message}", status=status, headers=response.headers)
+
+
+class LLMClient:
+    def __init__(self, settings: Settings) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=settings.llm_base_url,
+            headers={"Authorization": f"Bearer {settings.llm_api_key}"},
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+        )
+
+    async def complete(self, messages: list[dict[str, str]], model: str) -> Completion:
+        """Ask `model` for a whole answer and wait until it is complete."""
+        response = await self._http.post(
+            "/chat/completions", json={"model": model, "messages": messages}
+        )
+        if response.is_error:
+            raise ProviderError.from_response(response)
+        try:
+            body = response.json()
+            return Completion(text=body["choices"][0]["message"]["content"], model=body["model"])
+        except (ValueError, LookupError, TypeError) as exc:
+            raise ProviderError(f"the provider sent a malformed answer: {exc!r}") from exc
+
+    async def stream(
+        self, messages: list[dict[str, str]], model: str
+    ) -> typing.AsyncGenerator[str, None]:
+        """Yield the pieces of `model`'s answer as the provider sends them.
+
+        Closing the generator (or cancelling the task reading it) closes the connection, which is
+        how the provider learns to stop generating, and billing, the answer.
+        """
+        body = {"model": model, "messages": messages, "stream": True}
+        async with self._http.stream("POST", "/chat/completions", json=body) as response:
+            if response.is_error:
+                await response.aread()
+                raise ProviderError.from_response(response)
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # the blank line between events, or a comment
+                data = line.removeprefix("data:").strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    chunk = None
+                if not isinstance(chunk, dict):
+                    continue  # a garbled chunk: skip it, as an SSE reader skips a line it can't use
+                if error := chunk.get("error"):  # the provider failed after it started answering
+                    raise ProviderError(f"the provider failed mid-answer: {error}")
+                for choice in chunk.get("choices") or ():
+                    if text := (choice.get("delta") or {}).get("content"):
+                        yield text
+        raise ProviderError("the answer broke off before its end")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
