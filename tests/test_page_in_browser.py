@@ -14,6 +14,8 @@ from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppProcess, scenario_settings
 
+from solutions import REFERENCE, build_solution
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
@@ -72,5 +74,38 @@ def test_the_starter_page_says_when_the_answer_failed(
         page.click("button")
         page.wait_for_selector("#answer.error", timeout=5000)
         assert "500" in page.inner_text("#answer")
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module")
+def reference(
+    fake_llm_server: FakeLLM, tmp_path_factory: pytest.TempPathFactory
+) -> typing.Iterator[AppProcess]:
+    folder = build_solution(tmp_path_factory.mktemp("reference"), REFERENCE)
+    with AppProcess(folder, scenario_settings(fake_llm_server.base_url)) as app:
+        yield app
+
+
+def test_the_reference_page_shows_the_answer_while_it_streams(
+    browser: typing.Any, reference: AppProcess, fake_llm: FakeLLM
+) -> None:
+    fake_llm.always(f.ok(tokens=30, token_delay=0.1))  # 3 s of writing
+    page = browser.new_page()
+    try:
+        page.goto(f"{reference.url}/")
+        page.fill("#question", "What does retrieval do to accuracy?")
+        page.click("button")
+        [call] = fake_llm.ledger.wait_for_sync(
+            lambda calls: len(calls) == 1 and calls[0].tokens >= 5, what="5 tokens written"
+        )
+        page.wait_for_function("document.getElementById('answer').textContent.length > 0", timeout=2000)
+        partial = page.inner_text("#answer")
+        # Read with 2.5 s of writing still to come: the page shows a strict prefix of the answer.
+        assert fake_llm.calls[0].ended_at is None
+        page.wait_for_selector("#meta:has-text('fake-large')", timeout=6000)
+        [call] = fake_llm.calls
+        assert call.text.startswith(partial) and len(partial) < len(call.text)
+        assert page.inner_text("#answer") == call.text
     finally:
         page.close()
