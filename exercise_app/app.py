@@ -31,10 +31,10 @@ async def answer(request: Request) -> JSONResponse:
         body = await request.json()
     except ValueError:
         body = None
-    question = body.get("question", "").strip() if isinstance(body, dict) else ""
-    if not isinstance(question, str) or not question:
+    question = body.get("question") if isinstance(body, dict) else None
+    if not isinstance(question, str) or not question.strip():
         return JSONResponse({"error": "Ask a question."}, status_code=400)
-    completion = await request.app.state.answers.answer(question)
+    completion = await request.app.state.answers.answer(question.strip())
     return JSONResponse({"answer": completion.text, "model": completion.model})
 
 

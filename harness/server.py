@@ -35,6 +35,7 @@ class ServerThread:
         port: int = 0,
         lifespan: str = "auto",
         graceful_timeout: float = 0.5,
+        keep_alive: int = 5,
         name: str = "uvicorn",
     ) -> None:
         config = uvicorn.Config(
@@ -45,7 +46,8 @@ class ServerThread:
             log_config=None,
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=graceful_timeout,
+            timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
+            timeout_keep_alive=keep_alive,
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -98,7 +100,8 @@ class ServerThread:
             return None
         for connection in list(self.server.server_state.connections):
             if getattr(connection, "client", None) == tuple(client):
-                return typing.cast(asyncio.Transport, connection.transport)
+                transport: asyncio.Transport = connection.transport
+                return transport
         return None
 
     def __enter__(self) -> ServerThread:

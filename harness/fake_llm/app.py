@@ -35,7 +35,7 @@ class BadRequest(Exception):
 
 
 def build_app(fake: FakeLLM) -> Starlette:
-    async def chat_completions(request: Request) -> Response:
+    async def chat_completions(request: Request) -> Response | Playback:
         received_at = time.monotonic()
         try:
             body = await _parse(request, fake)

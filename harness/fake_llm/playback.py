@@ -245,7 +245,7 @@ class Playback:
             if last and not more:  # only now: a client that leaves mid-drip is a disconnect
                 self._finish(outcome)
             await send({"type": "http.response.body", "body": piece, "more_body": more or not last})
-            if self.fault.kind == "drip":
+            if self.fault.bytes_per_second is not None:  # a drip
                 await anyio.sleep(len(piece) / self.fault.bytes_per_second)
 
     def _drip_pieces(self, data: bytes) -> list[bytes]:

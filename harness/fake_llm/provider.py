@@ -44,8 +44,11 @@ class FakeLLM:
         self.api_key = api_key
         self.admin_token = secrets.token_urlsafe(12)
         self.app = build_app(self)
+        # Idle connections are kept far longer than a client keeps them (httpx: 5 s), so a client
+        # never sends a request on a connection the fake is closing at that very moment: such a
+        # request would fail without reaching the ledger, and look like an extra attempt.
         self._server = ServerThread(
-            self.app, port=port, lifespan="off", graceful_timeout=0.2, name="fake-llm"
+            self.app, port=port, lifespan="off", graceful_timeout=0.2, keep_alive=75, name="fake-llm"
         )
 
     # -- what scenario authors use ----------------------------------------------------------------
