@@ -97,15 +97,7 @@ def _fake_llm(args: argparse.Namespace) -> int:
     print(f"  ledger    {fake.admin_url}/ledger")
     print(f"  faults    POST {fake.admin_url}/plan")
     print("Press Ctrl-C to stop.", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        _follow(fake, quiet=args.quiet)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    print("stopped.")
-    return 0
+    return _follow_until_stopped(fake, quiet=args.quiet)
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -130,13 +122,19 @@ def _play(args: argparse.Namespace) -> int:
     print(f"  open      {app.url}/")
     print(f"  provider  {fake.base_url} ({', '.join(fake.models)}; the first is PRIMARY_MODEL)")
     print("Each call your app makes to the provider is printed when it ends. Ctrl-C stops.", flush=True)
+    return _follow_until_stopped(fake, quiet=False, app=app)
+
+
+def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None = None) -> int:
+    """Print the fake's calls until Ctrl-C (or SIGTERM), then stop the app and the fake."""
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        _follow(fake, quiet=False)
+        _follow(fake, quiet=quiet)
     except KeyboardInterrupt:
         pass
     finally:
-        app.stop()
+        if app is not None:
+            app.stop()
         fake.stop()
     print("stopped.")
     return 0

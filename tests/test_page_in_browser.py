@@ -42,6 +42,20 @@ def browser() -> typing.Iterator[typing.Any]:
         chromium.close()
 
 
+@pytest.fixture
+def page(browser: typing.Any) -> typing.Iterator[typing.Any]:
+    page = browser.new_page()
+    yield page
+    page.close()
+
+
+def ask(page: typing.Any, app: AppProcess, question: str) -> None:
+    """Open the app's page and ask `question` as a person would: type, then click."""
+    page.goto(f"{app.url}/")
+    page.fill("#question", question)
+    page.click("button")
+
+
 @pytest.fixture(scope="module")
 def starter(fake_llm_server: FakeLLM) -> typing.Iterator[AppProcess]:
     with AppProcess(ROOT, scenario_settings(fake_llm_server.base_url)) as app:
@@ -49,33 +63,21 @@ def starter(fake_llm_server: FakeLLM) -> typing.Iterator[AppProcess]:
 
 
 def test_the_starter_page_shows_the_answer_and_the_model(
-    browser: typing.Any, starter: AppProcess, fake_llm: FakeLLM
+    page: typing.Any, starter: AppProcess, fake_llm: FakeLLM
 ) -> None:
-    page = browser.new_page()
-    try:
-        page.goto(f"{starter.url}/")
-        page.fill("#question", "What does retrieval do to accuracy?")
-        page.click("button")
-        page.wait_for_selector("#meta:has-text('Answered by fake-large')", timeout=5000)
-        [call] = fake_llm.calls
-        assert page.inner_text("#answer") == call.text
-    finally:
-        page.close()
+    ask(page, starter, "What does retrieval do to accuracy?")
+    page.wait_for_selector("#meta:has-text('Answered by fake-large')", timeout=5000)
+    [call] = fake_llm.calls
+    assert page.inner_text("#answer") == call.text
 
 
 def test_the_starter_page_says_when_the_answer_failed(
-    browser: typing.Any, starter: AppProcess, fake_llm: FakeLLM
+    page: typing.Any, starter: AppProcess, fake_llm: FakeLLM
 ) -> None:
     fake_llm.always(f.error(503))
-    page = browser.new_page()
-    try:
-        page.goto(f"{starter.url}/")
-        page.fill("#question", "Anything?")
-        page.click("button")
-        page.wait_for_selector("#answer.error", timeout=5000)
-        assert "500" in page.inner_text("#answer")
-    finally:
-        page.close()
+    ask(page, starter, "Anything?")
+    page.wait_for_selector("#answer.error", timeout=5000)
+    assert "500" in page.inner_text("#answer")
 
 
 @pytest.fixture(scope="module")
@@ -88,24 +90,18 @@ def reference(
 
 
 def test_the_reference_page_shows_the_answer_while_it_streams(
-    browser: typing.Any, reference: AppProcess, fake_llm: FakeLLM
+    page: typing.Any, reference: AppProcess, fake_llm: FakeLLM
 ) -> None:
     fake_llm.always(f.ok(tokens=30, token_delay=0.1))  # 3 s of writing
-    page = browser.new_page()
-    try:
-        page.goto(f"{reference.url}/")
-        page.fill("#question", "What does retrieval do to accuracy?")
-        page.click("button")
-        [call] = fake_llm.ledger.wait_for_sync(
-            lambda calls: len(calls) == 1 and calls[0].tokens >= 5, what="5 tokens written"
-        )
-        page.wait_for_function("document.getElementById('answer').textContent.length > 0", timeout=2000)
-        partial = page.inner_text("#answer")
-        # Read with 2.5 s of writing still to come: the page shows a strict prefix of the answer.
-        assert fake_llm.calls[0].ended_at is None
-        page.wait_for_selector("#meta:has-text('fake-large')", timeout=6000)
-        [call] = fake_llm.calls
-        assert call.text.startswith(partial) and len(partial) < len(call.text)
-        assert page.inner_text("#answer") == call.text
-    finally:
-        page.close()
+    ask(page, reference, "What does retrieval do to accuracy?")
+    fake_llm.ledger.wait_for_sync(
+        lambda calls: len(calls) == 1 and calls[0].tokens >= 5, what="5 tokens written"
+    )
+    page.wait_for_function("document.getElementById('answer').textContent.length > 0", timeout=2000)
+    partial = page.inner_text("#answer")
+    # Read with 2.5 s of writing still to come: the page shows a strict prefix of the answer.
+    assert fake_llm.calls[0].ended_at is None
+    page.wait_for_selector("#meta:has-text('fake-large')", timeout=6000)
+    [call] = fake_llm.calls
+    assert call.text.startswith(partial) and len(partial) < len(call.text)
+    assert page.inner_text("#answer") == call.text
