@@ -12,6 +12,7 @@ so that no assertion can flip between pass and fail on the same code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import typing
@@ -284,17 +285,26 @@ async def test_reference_cancels_the_model_when_a_stream_is_left_midway(
     assert call.tokens < 40
 
 
+@contextlib.asynccontextmanager
+async def two_tabs_on_one_call(
+    app: AppProcess, fake: FakeLLM, question: str
+) -> typing.AsyncIterator[tuple[Tab, Tab]]:
+    """Two tabs asking the same question, the second joining the call the first one started."""
+    first, second = Tab(app, question), Tab(app, question)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(first.run)
+        await fake.ledger.wait_for(lambda calls: len(calls) == 1)
+        tasks.start_soon(second.run)
+        await second.sent()
+        await anyio.sleep(APP_TAKES_IT_IN)
+        yield first, second
+
+
 async def test_reference_keeps_a_shared_call_for_the_client_still_waiting(
     reference: AppProcess, fake_llm: FakeLLM, question: str
 ) -> None:
     fake_llm.script(thinking(1.2))
-    first, second = Tab(reference, question), Tab(reference, question)
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(first.run)
-        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1)
-        tasks.start_soon(second.run)
-        await second.sent()
-        await anyio.sleep(APP_TAKES_IT_IN)  # the second tab joins the call the first one started
+    async with two_tabs_on_one_call(reference, fake_llm, question) as (first, second):
         first.close()
     call = await finished_call(fake_llm)
     assert second.response is not None and second.response.status_code == 200
@@ -307,13 +317,7 @@ async def test_reference_cancels_a_shared_call_when_the_last_client_leaves(
     reference: AppProcess, fake_llm: FakeLLM, question: str
 ) -> None:
     fake_llm.script(thinking(2.0))
-    first, second = Tab(reference, question), Tab(reference, question)
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(first.run)
-        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1)
-        tasks.start_soon(second.run)
-        await second.sent()
-        await anyio.sleep(APP_TAKES_IT_IN)  # the second tab joins the call the first one started
+    async with two_tabs_on_one_call(reference, fake_llm, question) as (first, second):
         first.close()
         await anyio.sleep(NOTICED_LEAVING)  # long enough to see a wrong cancel
         assert not fake_llm.calls[0].disconnected
