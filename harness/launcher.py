@@ -88,9 +88,11 @@ class AppProcess:
         self._wait_until_healthy(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the app (SIGTERM, then SIGKILL after `timeout`) and free its port."""
+        """Stop the app (SIGTERM, then SIGKILL after `timeout`; at once if it is 0) and free its
+        port."""
         if self._process is not None and self._process.poll() is None:
-            self._signal(signal.SIGTERM)
+            if timeout > 0:
+                self._signal(signal.SIGTERM)
             try:
                 self._process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -128,27 +130,16 @@ class AppProcess:
         return env
 
     def _wait_until_healthy(self, timeout: float) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        with httpx.Client(base_url=self.url, timeout=1.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    raise AppDidNotStart(f"the app exited while starting: {self._reason()}")
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.02)
-        raise AppDidNotStart(
-            f"the app did not answer GET /healthz within {timeout:g}s: {self._reason()}"
-        )
+        def exited() -> str | None:
+            assert self._process is not None
+            if self._process.poll() is None:
+                return None
+            return f"the app exited while starting: {self._reason()}"
+
+        wait_until_healthy(self.url, timeout, exited, self._reason)
 
     def _reason(self) -> str:
-        """The last meaningful line the app printed, usually the exception that stopped it."""
-        lines = [line.strip() for line in self.output().splitlines() if line.strip()]
-        errors = [line for line in lines if "Error" in line or "Exception" in line]
-        return (errors or lines or ["it printed nothing"])[-1]
+        return last_error_line(self.output())
 
     def _signal(self, signum: int) -> None:
         assert self._process is not None
@@ -158,6 +149,80 @@ class AppProcess:
             pass
 
 
+def wait_until_healthy(
+    url: str,
+    timeout: float,
+    failed: typing.Callable[[], str | None],
+    reason: typing.Callable[[], str],
+) -> None:
+    """Poll ``GET {url}/healthz`` until it answers 200; raise `AppDidNotStart` if `failed()` says
+    why the app is gone, or once `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, timeout=1.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if (why := failed()) is not None:
+                raise AppDidNotStart(why)
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.01)
+    raise AppDidNotStart(f"the app did not answer GET /healthz within {timeout:g}s: {reason()}")
+
+
+def last_error_line(output: str) -> str:
+    """The last meaningful line of what an app printed, usually the exception that stopped it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors or lines or ["it printed nothing"])[-1]
+
+
 def scenario_settings(llm_base_url: str, **overrides: str) -> dict[str, str]:
     """The settings an app gets under the scenarios, pointing at the fake provider."""
     return {**SCENARIO_SETTINGS, "LLM_BASE_URL": llm_base_url, **overrides}
+
+
+class AppSettings:
+    """The settings an app under test was given, typed, for scenarios to derive tolerances from.
+
+    `environ` is what the app gets in its environment (names as in the brief)."""
+
+    def __init__(self, environ: typing.Mapping[str, str]) -> None:
+        self.environ = dict(environ)
+
+    def _number(self, name: str) -> float:
+        return float(self.environ[name])
+
+    @property
+    def primary_model(self) -> str:
+        return self.environ["PRIMARY_MODEL"]
+
+    @property
+    def fallback_model(self) -> str:
+        return self.environ["FALLBACK_MODEL"]
+
+    @property
+    def read_timeout(self) -> float:
+        return self._number("LLM_READ_TIMEOUT")
+
+    @property
+    def request_deadline(self) -> float:
+        return self._number("REQUEST_DEADLINE")
+
+    @property
+    def retry_base_delay(self) -> float:
+        return self._number("RETRY_BASE_DELAY")
+
+    @property
+    def retry_max_delay(self) -> float:
+        return self._number("RETRY_MAX_DELAY")
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.environ["MAX_ATTEMPTS"])
+
+    def backoff(self, retry: int) -> float:
+        """The wait the brief asks for before retry number `retry` (0 for the first), before
+        jitter: ``min(RETRY_BASE_DELAY * 2**retry, RETRY_MAX_DELAY)``."""
+        return min(self.retry_base_delay * 2**retry, self.retry_max_delay)

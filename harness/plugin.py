@@ -1,19 +1,36 @@
 """The faultfirst pytest plugin (registered through the ``pytest11`` entry point).
 
-For now it gives tests the fake provider:
+For any test suite, it gives the fake provider:
 
 - ``fake_llm``: a fresh-looking `FakeLLM` for each test (no faults, empty ledger);
 - ``fake_llm_server``: the same provider, one per session (starting one costs ~25 ms, stopping
   one ~0.15 s, so tests share it and `fake_llm` resets it around each test).
+
+For graded scenarios (tests marked ``@pytest.mark.scenario``), it also starts the submission's app
+afresh for every scenario (``app``, ``client``), scores the results, prints the score board and
+writes the reports.
 """
 
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 
 import pytest
 
+from . import __version__
+from .app_client import AppClient
+from .app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
+from .grading import marks, reports
+from .grading.evidence import UserActivity
+from .grading.session import GradingSession, ScenarioRun
+from .grading.tasks import CORE_TASKS, parse_tasks
+from .launcher import SCENARIO_SETTINGS, AppSettings, scenario_settings
+
+SESSION = pytest.StashKey[GradingSession]()
+RUN = pytest.StashKey[ScenarioRun]()
+NEXT = pytest.StashKey["pytest.Item | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,6 +43,114 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seed for the fake provider's answers, jitter and fault profiles (default: 0). "
         "The same seed replays the same faults.",
     )
+    group.addoption(
+        "--submission",
+        default=".",
+        metavar="DIR",
+        help="the app to grade: a folder holding exercise_app/, or that exercise_app/ folder "
+        "itself (default: the current folder)",
+    )
+    group.addoption(
+        "--tasks",
+        default=",".join(CORE_TASKS),
+        metavar="LIST",
+        help=f"comma-separated tasks to grade, or 'all' (default: {','.join(CORE_TASKS)})",
+    )
+    group.addoption(
+        "--app-mode",
+        choices=MODES,
+        default="thread",
+        help="run the app in a thread of the grader (thread, the default: fast) or in a child "
+        "process (subprocess: isolated, as `faultfirst grade` does)",
+    )
+    group.addoption(
+        "--scenario-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="stop the app and fail a scenario that runs longer than this (default: 30)",
+    )
+    group.addoption(
+        "--grade-json", metavar="PATH", help="write the grade as JSON (see docs/reports.md)"
+    )
+    group.addoption(
+        "--grade-md", metavar="PATH", help="write the grade as Markdown, for a PR or CI summary"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "scenario(task, points, title, hint, bonus=False): a graded scenario (faultfirst)",
+    )
+    config.addinivalue_line(
+        "markers", "app_settings(**settings): the app's settings for this scenario (faultfirst)"
+    )
+    try:
+        tasks = parse_tasks(config.getoption("tasks"))
+    except ValueError as error:
+        raise pytest.UsageError(f"--tasks: {error}") from None
+    config.stash[SESSION] = GradingSession(
+        submission=_submission_folder(config),
+        tasks=tasks,
+        seed=config.getoption("fault_seed"),
+        app_mode=config.getoption("app_mode"),
+        time_limit=config.getoption("scenario_timeout"),
+    )
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    grading = config.stash[SESSION]
+    try:
+        deselected = grading.collect(items)
+    except marks.MarkError as error:
+        raise pytest.UsageError(str(error)) from None
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> typing.Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    grading = item.config.stash[SESSION]
+    if grading.scenario(item) is not None:
+        grading.record(item, report, call, item.stash.get(RUN, None))
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    item.stash[NEXT] = nextitem  # so that the next scenario's app can start in the background
+
+
+def pytest_terminal_summary(terminalreporter: typing.Any, config: pytest.Config) -> None:
+    grading = config.stash[SESSION]
+    if not grading.grade.results:
+        return
+    terminalreporter.write_sep("=", "faultfirst score board")
+    for line in grading.board():
+        terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    grading = session.config.stash[SESSION]
+    grading.close()
+    if not grading.grade.results:
+        return
+    if path := session.config.getoption("grade_json"):
+        reports.write_json(
+            path, grading.grade, harness_version=__version__, started_at=grading.started_at
+        )
+    if path := session.config.getoption("grade_md"):
+        reports.write_markdown(path, grading.grade)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +167,49 @@ def fake_llm(fake_llm_server: FakeLLM, pytestconfig: pytest.Config) -> typing.It
     fake_llm_server.reset(seed=seed)
     yield fake_llm_server
     fake_llm_server.reset(seed=seed)
+
+
+@pytest.fixture
+def app_settings(request: pytest.FixtureRequest, fake_llm: FakeLLM) -> AppSettings:
+    """The settings the app under test gets: the harness's, and this scenario's
+    ``@pytest.mark.app_settings(...)`` overrides. Scenarios derive their tolerances from them."""
+    overrides = marks.settings_of(request.node, SCENARIO_SETTINGS)
+    return AppSettings(scenario_settings(fake_llm.base_url, **overrides))
+
+
+@pytest.fixture
+def app(
+    request: pytest.FixtureRequest, fake_llm: FakeLLM, app_settings: AppSettings
+) -> typing.Iterator[RunningApp]:
+    """The submission's app, started afresh for this test with `app_settings`, on loopback.
+
+    It is stopped after the test, or as soon as the scenario's time limit passes."""
+    grading = request.config.stash[SESSION]
+    run = request.node.stash[RUN] = ScenarioRun(users=UserActivity())
+    upcoming = None
+    following = request.node.stash.get(NEXT, None)
+    if following is not None and grading.scenario(following) is not None:
+        overrides = marks.settings_of(following, SCENARIO_SETTINGS)
+        upcoming = scenario_settings(fake_llm.base_url, **overrides)
+    with grading.app_for(run, app_settings.environ, upcoming) as running:
+        yield running
+
+
+@pytest.fixture
+def client(app: RunningApp, request: pytest.FixtureRequest) -> AppClient:
+    """The app's users, over HTTP (see `harness.app_client.AppClient`)."""
+    return AppClient(app.url, request.node.stash[RUN].users)
+
+
+@pytest.fixture
+def question(request: pytest.FixtureRequest) -> str:
+    """A question about the papers that no other scenario asks."""
+    name = getattr(request.node, "originalname", request.node.name).removeprefix("test_")
+    return f"What do the papers say about latency? (asked by {name.replace('_', ' ')})"
+
+
+def _submission_folder(config: pytest.Config) -> Path:
+    folder = (config.invocation_params.dir / config.getoption("submission")).resolve()
+    if folder.name == "exercise_app" and (folder / "app.py").is_file():
+        return folder.parent
+    return folder

@@ -123,6 +123,24 @@ class Ledger:
             await anyio.sleep(0.002)
         return calls
 
+    async def settled(self, *, timeout: float = 5.0) -> list[Call]:
+        """The calls once there is at least one and every one has ended."""
+        return await self.wait_for(
+            lambda calls: bool(calls) and all(call.finished for call in calls),
+            timeout=timeout,
+            what="the app's calls to end",
+        )
+
+    async def only_call(self, *, timeout: float = 5.0) -> Call:
+        """The single call a scenario expects, once it has ended; a failed scenario (an
+        AssertionError) if the app made more."""
+        calls = await self.settled(timeout=timeout)
+        assert len(calls) == 1, (
+            f"one request should take one call to the model; the app made {len(calls)}: "
+            f"{self.summary()}"
+        )
+        return calls[0]
+
     def wait_for_sync(
         self,
         condition: typing.Callable[[list[Call]], bool],

@@ -1,0 +1,108 @@
+"""A fresh app under test for every scenario, started in the chosen mode.
+
+A scenario must not inherit what an earlier one did to the app (a circuit breaker left open, a
+cache, a task still running), so each gets an app of its own. In thread mode that costs a few
+milliseconds; in subprocess mode a child takes ~0.3 s to import uvicorn and the app, so the pool
+starts the next scenario's child in the background while the current scenario runs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import typing
+from pathlib import Path
+
+from .app_thread import AppThread
+from .launcher import AppDidNotStart, AppProcess
+
+MODES = ("thread", "subprocess")
+
+
+class RunningApp(typing.Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def start(self, timeout: float = ...) -> None: ...
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+    def output(self) -> str: ...
+
+
+class AppPool:
+    def __init__(
+        self, folder: str | os.PathLike[str], mode: str = "thread", start_timeout: float = 15.0
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown app mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.folder = Path(folder)
+        self.mode = mode
+        self.start_timeout = start_timeout
+        self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
+        self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
+
+    def start(
+        self,
+        settings: typing.Mapping[str, str],
+        upcoming: typing.Mapping[str, str] | None = None,
+    ) -> RunningApp:
+        """A running app with `settings`, or `AppDidNotStart` (at once, if it failed before with
+        the same settings: an app that cannot import will not import on the next try either).
+
+        `upcoming` are the settings the next scenario will ask for, if there is one: in
+        subprocess mode, its app starts in the background now."""
+        settings = dict(settings)
+        key = frozenset(settings.items())
+        if key in self._failures:
+            raise self._failures[key]
+        try:
+            app = self._take_spare(settings) or self._started(settings)
+        except AppDidNotStart as error:
+            self._failures[key] = error
+            raise
+        if self.mode == "subprocess" and upcoming is not None:
+            upcoming = dict(upcoming)
+            self._spare = (upcoming, self._executor.submit(self._started, upcoming))
+        return app
+
+    def stop(self, app: RunningApp) -> None:
+        """Stop `app` at once: it has nothing to finish once its scenario has ended. A child is
+        killed; a thread gets 0.1 s, then its event loop is closed, cancelling what still runs."""
+        app.stop(0 if isinstance(app, AppProcess) else 5.0)
+
+    def close(self) -> None:
+        self._discard_spare()
+        self._executor.shutdown(wait=True)
+
+    def _started(self, settings: dict[str, str]) -> RunningApp:
+        app: RunningApp
+        if self.mode == "thread":
+            app = AppThread(self.folder, settings)
+        else:
+            app = AppProcess(self.folder, settings)
+        try:
+            app.start(self.start_timeout)
+        except BaseException:
+            self.stop(app)
+            raise
+        return app
+
+    def _take_spare(self, settings: dict[str, str]) -> RunningApp | None:
+        if self._spare is None:
+            return None
+        if self._spare[0] != settings:
+            self._discard_spare()
+            return None
+        spare, self._spare = self._spare[1], None
+        return spare.result()
+
+    def _discard_spare(self) -> None:
+        if self._spare is None:
+            return
+        future, self._spare = self._spare[1], None
+        try:
+            self.stop(future.result())
+        except AppDidNotStart:
+            pass

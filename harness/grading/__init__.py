@@ -1,0 +1,1 @@
+"""Scoring and reports: scenario marks, results, evidence from the ledger, the score board."""

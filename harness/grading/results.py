@@ -1,0 +1,117 @@
+"""Results: each scenario's status, reason and evidence, and the grade they add up to."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .evidence import Evidence
+from .marks import Scenario
+from .tasks import TASKS
+
+
+class Status(enum.StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMED_OUT = "timed out"  # the scenario's time limit stopped the app
+    APP_DID_NOT_START = "app did not start"  # ungradable: the reason says why
+    HARNESS_ERROR = "harness error"  # our bug, never counted against the candidate
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    status: Status
+    reason: str = ""  # for people: what the app did wrong, or why it could not be graded
+    evidence: Evidence = field(default_factory=Evidence)
+    duration: float = 0.0
+
+    @property
+    def earned(self) -> int:
+        return self.scenario.points if self.status is Status.PASSED else 0
+
+    @property
+    def counted(self) -> bool:
+        """Whether its points count towards what was possible (a harness error's do not)."""
+        return self.status is not Status.HARNESS_ERROR
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    task: str
+    title: str
+    earned: int
+    possible: int
+    bonus_earned: int
+    bonus_possible: int
+
+
+@dataclass
+class Grade:
+    submission: str
+    tasks: tuple[str, ...]
+    seed: int
+    app_mode: str
+    results: list[ScenarioResult] = field(default_factory=list)
+    duration: float = 0.0
+
+    def add(self, result: ScenarioResult) -> None:
+        """Record a result. Of the cases of one parametrized scenario, the first that failed
+        stands for them all; a harness error only while no case has failed on its own."""
+        for index, known in enumerate(self.results):
+            if known.scenario.id == result.scenario.id:
+                if known.status is Status.PASSED or (
+                    known.status is Status.HARNESS_ERROR and result.status is not Status.PASSED
+                ):
+                    self.results[index] = result
+                return
+        self.results.append(result)
+
+    def task_scores(self) -> list[TaskScore]:
+        scores = []
+        for task in self.tasks:
+            mine = [r for r in self.results if r.scenario.task == task and r.counted]
+            main = [r for r in mine if not r.scenario.bonus]
+            bonus = [r for r in mine if r.scenario.bonus]
+            scores.append(
+                TaskScore(
+                    task=task,
+                    title=TASKS[task],
+                    earned=sum(r.earned for r in main),
+                    possible=sum(r.scenario.points for r in main),
+                    bonus_earned=sum(r.earned for r in bonus),
+                    bonus_possible=sum(r.scenario.points for r in bonus),
+                )
+            )
+        return scores
+
+    @property
+    def earned(self) -> int:
+        return sum(score.earned for score in self.task_scores())
+
+    @property
+    def possible(self) -> int:
+        return sum(score.possible for score in self.task_scores())
+
+    @property
+    def percentage(self) -> float:
+        return 100.0 * self.earned / self.possible if self.possible else 0.0
+
+    @property
+    def status(self) -> str:
+        """``graded``, or ``ungradable`` when the app never started (the reasons say why)."""
+        counted = [r for r in self.results if r.counted]
+        if counted and all(r.status is Status.APP_DID_NOT_START for r in counted):
+            return "ungradable"
+        return "graded"
+
+    @property
+    def tokens_billed(self) -> int:
+        return sum(r.evidence.tokens_billed for r in self.results)
+
+    @property
+    def tokens_unread(self) -> int:
+        return sum(r.evidence.tokens_unread for r in self.results)
+
+    def failures(self) -> list[ScenarioResult]:
+        return [r for r in self.results if r.status is not Status.PASSED]

@@ -1,0 +1,55 @@
+"""The score board printed at the end of a run: points per task, then what to fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+from .evidence import timeline
+from .results import Grade, ScenarioResult, Status
+
+WIDTH = 88
+
+
+def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
+    """The board as lines: a row per task, the total, then every scenario that did not pass with
+    its reason, hint and (with `evidence`) the timeline of what the app did."""
+    lines = [f"{'task':<22} {'points':>9}"]
+    for score in grade.task_scores():
+        bonus = f"  (+{score.bonus_earned}/{score.bonus_possible} bonus)" if score.bonus_possible else ""
+        lines.append(f"{score.title:<22} {score.earned:>4} / {score.possible:<3}{bonus}")
+    lines.append(f"{'total':<22} {grade.earned:>4} / {grade.possible:<3}  {grade.percentage:.0f}%")
+    if grade.status == "ungradable":
+        lines.append("The app could not be graded: it never started (see below).")
+    lines.append(
+        f"tokens billed by the fake provider: {grade.tokens_billed}, "
+        f"read by nobody: {grade.tokens_unread}"
+    )
+    for result in grade.failures():
+        lines.append("")
+        lines += describe(result, evidence=evidence)
+    return lines
+
+
+def describe(result: ScenarioResult, *, evidence: bool = True) -> list[str]:
+    """One scenario that did not pass: title, status, reason, hint, evidence."""
+    scenario = result.scenario
+    worth = "not counted" if result.status is Status.HARNESS_ERROR else f"0/{scenario.points}"
+    lines = [f"✗ [{scenario.task}] {scenario.title} — {result.status} ({worth})"]
+    lines += _wrapped("why: ", result.reason or "(no reason given)")
+    if result.status is Status.HARNESS_ERROR:
+        lines += _wrapped("note: ", "this is a bug in the grader, not in your app; it costs no points")
+    else:
+        lines += _wrapped("hint: ", scenario.hint)
+    if evidence and (result.evidence.attempts or result.evidence.user_left):
+        lines += ["  what the app did:"] + ["  " + line for line in timeline(result.evidence)]
+    return lines
+
+
+def _wrapped(label: str, text: str) -> list[str]:
+    wrapped = []
+    for number, paragraph in enumerate(text.splitlines() or [""]):
+        first = "  " + label if number == 0 else "  " + " " * len(label)
+        wrapped += textwrap.wrap(
+            paragraph, WIDTH, initial_indent=first, subsequent_indent="  " + " " * len(label)
+        ) or [first]
+    return wrapped

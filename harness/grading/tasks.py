@@ -1,0 +1,30 @@
+"""The exercise's tasks. Their ids are stable: they key the scores in every report."""
+
+from __future__ import annotations
+
+TASKS: dict[str, str] = {
+    "streaming": "Streaming",
+    "cancellation": "Cancellation",
+    "retries": "Retries",
+    "fallback": "Fallback",
+    "metadata": "Metadata",
+    "timeouts": "Timeouts",
+    "jobs": "Background jobs",
+    "structured": "Structured output",
+}
+CORE_TASKS = ("streaming", "cancellation", "retries", "fallback")
+
+
+def parse_tasks(text: str) -> tuple[str, ...]:
+    """``"retries,fallback"`` -> ``("retries", "fallback")``, in the order of `TASKS`; ``all``
+    means every task. Raises ValueError naming an unknown task."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if names == ["all"]:
+        return tuple(TASKS)
+    unknown = [name for name in names if name not in TASKS]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown task {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(TASKS)}, or all"
+        )
+    return tuple(task for task in TASKS if task in names)

@@ -1,0 +1,28 @@
+"""The tolerances of the scenarios' timing assertions, and why each is what it is.
+
+Lower bounds are tight: the fake provider is never early, and an app that waits, waits at least
+that long. Upper bounds leave room for a loaded machine (a grader running several submissions on
+two cores), and stay far from what a wrong app takes, so that no assertion can flip between pass
+and fail on the same code. A scenario's own numbers (how long the model thinks, how long a
+Retry-After asks for) are chosen against these.
+"""
+
+# Timers and clocks have sub-millisecond granularity: a lower bound gets this much slack, no more.
+CLOCK_SLACK = 0.001
+
+# An app notices a client leave within milliseconds, and the fake notices when the app hangs up in
+# turn. Half a second leaves room for a loaded machine and is far below the seconds an upstream
+# call in a scenario runs on when nobody cancels it.
+NOTICED_LEAVING = 0.5
+
+# How long an app may take to relay an event it has (a token, a failure), or to take in a request
+# already on the wire: ~1 ms when idle.
+RELAY = 0.4
+
+# How much later than asked an app may start its next attempt, or answer after its deadline: its
+# timers fire within milliseconds when idle.
+LATE = 0.5
+
+# App settings for scenarios about something other than the backoff, whose retries would
+# otherwise be most of their running time.
+FAST_RETRIES = {"RETRY_BASE_DELAY": "0.01", "RETRY_MAX_DELAY": "0.02"}

@@ -1,0 +1,67 @@
+"""Fallback, hidden: not when the primary recovers; at once when waiting would blow the
+deadline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.app_client import AppClient
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.launcher import AppSettings
+from harness.timing import LATE
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=2,
+    title="No fallback when a retry of the primary succeeds",
+    hint="The fallback model is for a primary that stays down: one passing failure is retried "
+    "on the primary.",
+)
+async def test_no_fallback_when_the_primary_recovers(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.script(f.error(503), model=app_settings.primary_model)  # then it answers
+    reply = await client.ask(question)
+    reply.answer()
+    metadata = reply.json()
+    used = len(fake_llm.ledger.calls(app_settings.fallback_model))
+    assert used == 0, f"the primary failed once, then would have answered; the app asked the fallback {used} time(s)"
+    assert metadata.get("model") == app_settings.primary_model, (
+        f"the primary answered, but the metadata says model={metadata.get('model')!r}"
+    )
+    assert metadata.get("fallback", False) is False, (
+        f'an answer from the primary should not say "fallback": {metadata.get("fallback")!r}'
+    )
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=2,
+    title="The fallback answers at once when the primary asks for a wait past the deadline",
+    hint="A 429 with Retry-After longer than the time left before REQUEST_DEADLINE means the "
+    "primary is unavailable for this request: go to the fallback instead of waiting.",
+)
+async def test_fallback_rather_than_wait_past_the_deadline(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(429, retry_after=10), model=app_settings.primary_model)
+    started = time.monotonic()
+    reply = await client.ask(question)
+    took = time.monotonic() - started
+    reply.answer()
+    assert reply.json().get("model") == app_settings.fallback_model, (
+        f"the answer should come from {app_settings.fallback_model}"
+    )
+    # The app may try the primary again after its own backoff; it may not wait the 10 s asked
+    # for (REQUEST_DEADLINE is 4 s).
+    allowed = app_settings.backoff(0) + app_settings.backoff(1) + LATE
+    assert took <= allowed, (
+        f"the primary asked for a 10 s wait and the app answered after {took:.2f}s "
+        f"(allowed: {allowed:.2f}s); REQUEST_DEADLINE is {app_settings.request_deadline:g}s"
+    )

@@ -1,0 +1,176 @@
+"""Retries, hidden: dropped connections, jitter, the deadline, retry-after-ms, and a property
+over generated fault schedules."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import httpx
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply
+from harness.app_pool import RunningApp
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.launcher import AppSettings
+from harness.timing import CLOCK_SLACK, FAST_RETRIES, LATE
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="Dropped connections and timeouts are retried",
+    hint="A reset connection, a body cut short, and a read timeout (the model stalls, or never "
+    "answers) are transient too: retry them like a 503.",
+)
+@pytest.mark.app_settings(LLM_READ_TIMEOUT="0.5")
+async def test_dropped_connections_and_timeouts_are_retried(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    faults = {
+        "a reset connection": f.reset(),
+        "a body cut short": f.cut(after_tokens=3),
+        "a stall after the headers": f.stall(),
+        "no response at all": f.hang(),
+    }
+    asked = {what: f"{question} [{what}]" for what in faults}
+    for what, text in asked.items():
+        fake_llm.script(faults[what], prompt_contains=text)
+    replies = await client.ask_many(asked.values())
+    problems = []
+    for what, text in asked.items():
+        calls = [call for call in fake_llm.calls if text in call.prompt]
+        if replies[text].status != 200:
+            problems.append(f"after {what} the user got {replies[text].status}")
+        elif len(calls) != 2 or replies[text].json().get("answer") != calls[-1].text:
+            problems.append(f"after {what} the app made {len(calls)} calls, not 2")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="Clients that fail together do not all retry together (jitter)",
+    hint="Shrink each backoff by a random amount (up to a quarter), so that many requests "
+    "failing at once do not hit the provider again at the same instant.",
+)
+@pytest.mark.app_settings(RETRY_BASE_DELAY="0.4", RETRY_MAX_DELAY="0.8")
+async def test_retries_are_jittered(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    asked = [f"{question} [user {number}]" for number in range(16)]
+    for text in asked:
+        fake_llm.script(f.error(503), prompt_contains=text)
+    await client.ask_many(asked)
+    waits = []
+    for text in asked:
+        calls = [call for call in fake_llm.calls if text in call.prompt]
+        assert len(calls) >= 2, f"a 503 was not retried ({len(calls)} call)"
+        waits.append(calls[1].received_at - calls[0].received_at)
+    spread = max(waits) - min(waits)
+    # Jitter of up to a quarter of 0.4 s spreads 16 waits over ~90 ms; the odds that they all
+    # land within 30 ms of each other are below one in a million. Without jitter they land
+    # within a few ms.
+    assert spread >= 0.03, (
+        f"16 requests failed at once and all retried within {spread * 1000:.0f} ms of each other "
+        f"(waits of {min(waits) * 1000:.0f}-{max(waits) * 1000:.0f} ms): there is no jitter"
+    )
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="Retries stop at the request's deadline",
+    hint="Give up (and answer with an error) when waiting and trying again would end after "
+    "REQUEST_DEADLINE, counting every attempt and the fallback.",
+)
+@pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
+async def test_retries_stop_at_the_deadline(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(429, retry_after=0.6))  # every model, every time
+    started = time.monotonic()
+    reply = await client.ask(question)
+    took = time.monotonic() - started
+    deadline = app_settings.request_deadline
+    assert took <= deadline + LATE, (
+        f"every model kept answering 429 with Retry-After: 0.6 and the app answered after "
+        f"{took:.2f}s; REQUEST_DEADLINE is {deadline:g}s"
+    )
+    reply.error()
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=1,
+    title="retry-after-ms is honoured before Retry-After",
+    hint="OpenAI-style providers send retry-after-ms (milliseconds); read it first, then "
+    "Retry-After.",
+)
+async def test_retry_after_ms_comes_first(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    fake_llm.script(f.error(429, retry_after_ms=200, retry_after=2), prompt_contains=question)
+    reply = await client.ask(question)
+    reply.answer()
+    calls = fake_llm.calls
+    assert len(calls) >= 2, "the 429 was not retried"
+    waited = calls[1].received_at - calls[0].received_at
+    assert 0.2 - CLOCK_SLACK <= waited <= 0.2 + LATE, (
+        f"the second attempt came {waited * 1000:.0f} ms after a 429 with retry-after-ms: 200 "
+        "and Retry-After: 2"
+    )
+
+
+TRANSIENT = {
+    "408": f.error(408),
+    "409": f.error(409),
+    "429": f.error(429),
+    "429 retry-after 0.05": f.error(429, retry_after=0.05),
+    "500": f.error(500),
+    "502": f.error(502),
+    "503": f.error(503),
+    "504": f.error(504),
+    "529": f.error(529),
+    "reset": f.reset(),
+    "cut short": f.cut(after_tokens=2),
+}
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=3,
+    title="Any few passing failures before success still give the answer",
+    hint="Whatever mix of transient failures comes first (statuses, resets, bodies cut short), "
+    "as long as there are fewer than MAX_ATTEMPTS of them the user gets the model's answer.",
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+def test_any_few_passing_failures_still_give_the_answer(
+    app: RunningApp, fake_llm: FakeLLM, question: str, app_settings: AppSettings,
+    pytestconfig: pytest.Config,
+) -> None:
+    seed = pytestconfig.getoption("fault_seed")
+    most = app_settings.max_attempts - 1
+    numbers = itertools.count()
+
+    @hypothesis.settings(max_examples=12, deadline=None, database=None, print_blob=False)
+    @hypothesis.seed(seed)
+    @hypothesis.given(st.lists(st.sampled_from(sorted(TRANSIENT)), max_size=most))
+    def schedule_then_answer(schedule: list[str]) -> None:
+        text = f"{question} #{next(numbers)}"
+        fake_llm.script(*(TRANSIENT[name] for name in schedule), prompt_contains=text)
+        with httpx.Client(trust_env=False, timeout=CLIENT_GIVES_UP) as http:
+            response = http.post(f"{app.url}/api/answer", json={"question": text})
+        reply = Reply(response.status_code, response.headers, response.text, 0.0)
+        calls = [call for call in fake_llm.calls if text in call.prompt]
+        where = f"with the faults {schedule} before the answer (replay with --fault-seed {seed})"
+        assert reply.status == 200, f"{where}, the user got {reply.status}: {reply.text[:120]!r}"
+        assert len(calls) == len(schedule) + 1, f"{where}, the app made {len(calls)} calls"
+        assert reply.answer() == calls[-1].text, f"{where}, the answer was not the model's"
+
+    schedule_then_answer()

@@ -1,0 +1,110 @@
+"""Fallback: when the primary model is down, the small one answers, and says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.app_client import AppClient
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.launcher import AppSettings
+from harness.timing import FAST_RETRIES
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=3,
+    title="The fallback model answers when the primary is down, and the answer says so",
+    hint='When PRIMARY_MODEL keeps failing, ask FALLBACK_MODEL and answer with "model": the '
+    'fallback\'s name and "fallback": true.',
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_the_fallback_answers_when_the_primary_is_down(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    reply = await client.ask(question)
+    fallback_calls = fake_llm.ledger.calls(app_settings.fallback_model)
+    assert fallback_calls, (
+        f"the primary model answered 503 to every attempt and the app never asked "
+        f"FALLBACK_MODEL ({app_settings.fallback_model}); the user got {reply.status}"
+    )
+    assert reply.answer() == fallback_calls[-1].text, "the answer was not the fallback model's"
+    metadata = reply.json()
+    assert metadata.get("model") == app_settings.fallback_model, (
+        f"the answer came from {app_settings.fallback_model} but its metadata says "
+        f"model={metadata.get('model')!r}"
+    )
+    assert metadata.get("fallback") is True, (
+        f'an answer from the fallback model should say "fallback": true, not '
+        f"{metadata.get('fallback')!r}"
+    )
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=2,
+    title="A rejected request is not sent to the fallback model",
+    hint="A 400 (or 401, 403, 404, 422) means the request is wrong; the fallback model would "
+    "reject it too. Fall back only when the primary is unavailable.",
+)
+async def test_rejected_requests_do_not_fall_back(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(400), model=app_settings.primary_model)
+    await client.ask(question)
+    asked = len(fake_llm.ledger.calls(app_settings.fallback_model))
+    assert asked == 0, (
+        f"the primary model rejected the request (400) and the app asked the fallback model "
+        f"{asked} time(s) anyway"
+    )
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=2,
+    title="A stream falls back too, and its `done` event names the model",
+    hint='The stream gets the same fallback as POST /api/answer; its `done` event says "model" '
+    'and "fallback": true.',
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_a_stream_falls_back_too(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    reply = await client.stream(question)
+    reply.expect_events()
+    done = reply.last("done").data
+    fallback_calls = fake_llm.ledger.calls(app_settings.fallback_model)
+    assert fallback_calls, "the primary model was down and the stream never tried the fallback"
+    assert reply.text == fallback_calls[-1].text, "the streamed text was not the fallback's answer"
+    assert isinstance(done, dict) and done.get("model") == app_settings.fallback_model, (
+        f"the done event should name {app_settings.fallback_model}; it carried {done!r}"
+    )
+    assert done.get("fallback") is True, f'the done event should say "fallback": true: {done!r}'
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=1,
+    bonus=True,
+    title="Bonus: a primary that keeps failing is left alone for a while (circuit breaker)",
+    hint="After several consecutive failures of the primary, go straight to the fallback for a "
+    "cool-down instead of paying for attempts that will fail.",
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_a_failing_primary_is_left_alone(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    primary_calls = []
+    for number in range(8):
+        before = len(fake_llm.ledger.calls(app_settings.primary_model))
+        (await client.ask(f"{question} #{number}")).answer()
+        primary_calls.append(len(fake_llm.ledger.calls(app_settings.primary_model)) - before)
+    assert primary_calls[-1] == 0, (
+        f"the primary model failed every attempt of 8 requests in a row and the app still "
+        f"called it for the last one (attempts per request: {primary_calls})"
+    )
