@@ -12,6 +12,8 @@ import until the app stops, wherever the app reads them.
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import logging
 import os
@@ -44,6 +46,7 @@ class AppThread:
         package = self.app.split(".")[0]
         if not (self.folder / package).is_dir():
             raise AppDidNotStart(f"{self.folder} has no {package}/ folder to run")
+        _serialise_ast_parse()
         self._set_environ()
         application = self._import(timeout)
         logger = logging.getLogger("uvicorn.error")
@@ -58,11 +61,11 @@ class AppThread:
         wait_until_healthy(self.url, timeout, lambda: None, lambda: self._reason("no reason given"))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving (open requests get 0.1 s, then are cancelled with the app's event loop)
-        and put the environment back."""
+        """Stop serving at once (requests still running are cancelled, then the app's lifespan
+        shuts down) and put the environment back."""
         try:
             if self._server is not None:
-                self._server.stop(timeout)
+                self._server.stop_now(timeout)
         finally:
             self._restore_environ()
 
@@ -100,10 +103,17 @@ class AppThread:
             except BaseException as error:  # the submission's error, reported below
                 failure.append(error)
 
+        global _hung_import
+        if _hung_import is not None and _hung_import.is_alive():
+            raise AppDidNotStart(
+                "an earlier import of the app never finished, and holds Python's import lock; "
+                "grade it with --app-mode subprocess"
+            )
         loader = threading.Thread(target=load, name="app-import", daemon=True)
         loader.start()
         loader.join(timeout)
         if loader.is_alive():
+            _hung_import = loader
             raise AppDidNotStart(f"importing {module_name} took over {timeout:g}s")
         if failure:
             error = failure[0]
@@ -144,6 +154,29 @@ class _Captured(logging.Handler):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             self.lines.append(f"{type(error).__name__}: {error}")
+
+
+_AST_LOCK = threading.Lock()
+_hung_import: threading.Thread | None = None  # an import that never returned holds the import lock
+
+
+def _serialise_ast_parse() -> None:
+    """Let one thread at a time use `ast.parse`: CPython's ast module keeps its recursion depth
+    per interpreter, not per thread, and two threads parsing at once can fail with "SystemError:
+    AST constructor recursion depth mismatch" (python/cpython#106905, pytest-dev/pytest#10763).
+    Here they would: Python 3.11 parses source lines to format tracebacks, so an app thread logging
+    an error while pytest reports a failed scenario crashed the whole run now and then."""
+    if getattr(ast.parse, "serialised", False):
+        return
+    parse = ast.parse
+
+    @functools.wraps(parse)
+    def serialised(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        with _AST_LOCK:
+            return parse(*args, **kwargs)
+
+    serialised.serialised = True  # type: ignore[attr-defined]
+    ast.parse = serialised
 
 
 def _forget(package: str) -> None:

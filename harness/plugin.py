@@ -13,6 +13,7 @@ writes the reports.
 
 from __future__ import annotations
 
+import time
 import typing
 from pathlib import Path
 
@@ -104,7 +105,7 @@ def pytest_collection_modifyitems(
 ) -> None:
     grading = config.stash[SESSION]
     try:
-        deselected = grading.collect(items)
+        deselected = grading.collect(items, distributed=hasattr(config, "workerinput"))
     except marks.MarkError as error:
         raise pytest.UsageError(str(error)) from None
     if deselected:
@@ -142,6 +143,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     grading.close()
     if not grading.grade.results:
         return
+    grading.grade.duration = time.time() - grading.started_at
     if path := session.config.getoption("grade_json"):
         reports.write_json(
             path, grading.grade, harness_version=__version__, started_at=grading.started_at

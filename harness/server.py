@@ -7,6 +7,7 @@ is always chosen free by the kernel unless asked for; the address is always 127.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import typing
@@ -51,12 +52,22 @@ class ServerThread:
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._serving: asyncio.Task[None] | None = None
 
     def _run(self) -> None:
         try:
-            self.server.run()
+            asyncio.run(self._serve())
         except SystemExit:  # uvicorn exits when it cannot bind or start; start() reports it
             pass
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._serving = asyncio.current_task()
+        try:
+            await self.server.serve()
+        except asyncio.CancelledError:
+            await self._close_at_once()
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()
@@ -81,6 +92,31 @@ class ServerThread:
             self._thread.join(timeout)
         if self._thread.is_alive():
             raise ServerError(f"the server thread did not stop within {2 * timeout:g}s")
+
+    def stop_now(self, timeout: float = 10.0) -> None:
+        """Stop without uvicorn's graceful pauses (~0.2 s): stop listening, cancel every request
+        still running, then run the app's lifespan shutdown. For an app under test, whose
+        scenario is over, this is what a killed process would do, minus the mess."""
+        if not self._thread.is_alive() or self._loop is None or self._serving is None:
+            return self.stop(timeout)
+        with contextlib.suppress(RuntimeError):  # the loop closed in between: it has stopped
+            self._loop.call_soon_threadsafe(self._serving.cancel)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise ServerError(f"the server thread did not stop within {timeout:g}s")
+
+    async def _close_at_once(self) -> None:
+        for server in self.server.servers:
+            server.close()
+        requests = list(self.server.server_state.tasks)
+        for request in requests:
+            request.cancel()
+        await asyncio.gather(*requests, return_exceptions=True)
+        for connection in list(self.server.server_state.connections):
+            connection.shutdown()
+        if self.server.started:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.server.lifespan.shutdown(), timeout=1.0)
 
     @property
     def port(self) -> int:

@@ -1,15 +1,17 @@
 """Solutions to the exercise, built as the starter app with overlays copied over it.
 
-The reference solution (``tests/reference/``) and the flawed solutions are overlays: folders
-holding an ``exercise_app/`` with only the files that differ from the starter. A change to the
-starter reaches every solution, and a flawed solution reads as the small diff that breaks it.
-Overlays live under ``tests/``, which candidates never receive.
+The reference solution (``tests/reference/``) is an overlay: a folder holding an
+``exercise_app/`` with only the files that differ from the starter, so a change to the starter
+reaches it. The flawed solutions (``mutants.py``) are small text edits to the built reference, each
+reading as the diff that breaks it. Both live under ``tests/``, which candidates never receive.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+from mutants import Mutant
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTER = ROOT / "exercise_app"
@@ -31,4 +33,27 @@ def build_solution(destination: Path, *overlays: Path) -> Path:
         shutil.copytree(
             overlay / PACKAGE, destination / PACKAGE, ignore=_IGNORED, dirs_exist_ok=True
         )
+    return destination
+
+
+def build_mutant(destination: Path, mutant: Mutant) -> Path:
+    """Build the reference into ``destination/exercise_app``, then apply `mutant`'s edits in
+    order. Returns `destination`, a folder `harness.launcher.AppProcess` can run.
+
+    An edit whose text to replace is not in its file exactly once raises `ValueError`: the
+    reference has drifted from the mutant, which would otherwise build a wrong (or correct) app.
+    """
+    build_solution(destination, REFERENCE)
+    for edit in mutant.edits:
+        file = destination / PACKAGE / edit.path
+        if not file.is_file():
+            raise ValueError(f"mutant {mutant.name!r}: the reference has no {PACKAGE}/{edit.path}")
+        text = file.read_text(encoding="utf-8")
+        found = text.count(edit.old)
+        if found != 1:
+            raise ValueError(
+                f"mutant {mutant.name!r}: {PACKAGE}/{edit.path} holds the text to replace "
+                f"{found} times, not once; has the reference changed? The text: {edit.old!r}"
+            )
+        file.write_text(text.replace(edit.old, edit.new), encoding="utf-8")
     return destination

@@ -66,6 +66,14 @@ def reference(reference_folder: Path, fake_llm_server: FakeLLM) -> typing.Iterat
         yield app
 
 
+@pytest.fixture
+def fresh_reference(reference_folder: Path, fake_llm: FakeLLM) -> typing.Iterator[AppProcess]:
+    """The reference with nothing left from earlier tests: its circuit breaker, opened by the
+    tests where the primary model is down, would send later requests straight to the fallback."""
+    with AppProcess(reference_folder, scenario_settings(fake_llm.base_url)) as app:
+        yield app
+
+
 @pytest.fixture(scope="module")
 def reference_short_deadline(
     reference_folder: Path, fake_llm_server: FakeLLM
@@ -449,10 +457,10 @@ async def test_starter_fails_when_the_primary_model_is_down(
 
 
 async def test_reference_answers_from_the_fallback_model_when_the_primary_is_down(
-    reference: AppProcess, fake_llm: FakeLLM, question: str
+    fresh_reference: AppProcess, fake_llm: FakeLLM, question: str
 ) -> None:
     fake_llm.always(f.error(503), model=PRIMARY)
-    async with client(reference) as http:
+    async with client(fresh_reference) as http:
         response = await http.post("/api/answer", json={"question": question})
     calls = fake_llm.calls
     assert [c.model for c in calls] == [PRIMARY] * 3 + [FALLBACK]  # MAX_ATTEMPTS is 3
@@ -466,10 +474,10 @@ async def test_reference_answers_from_the_fallback_model_when_the_primary_is_dow
 
 
 async def test_reference_streams_from_the_fallback_model_when_the_primary_is_down(
-    reference: AppProcess, fake_llm: FakeLLM, question: str
+    fresh_reference: AppProcess, fake_llm: FakeLLM, question: str
 ) -> None:
     fake_llm.always(f.error(503), model=PRIMARY)
-    received = await stream(reference, question)
+    received = await stream(fresh_reference, question)
     calls = fake_llm.calls
     assert [c.model for c in calls] == [PRIMARY] * 3 + [FALLBACK]
     assert text_of(received) == calls[-1].text
@@ -478,11 +486,11 @@ async def test_reference_streams_from_the_fallback_model_when_the_primary_is_dow
 
 
 async def test_reference_falls_back_at_once_when_the_wait_asked_for_outlasts_the_deadline(
-    reference: AppProcess, fake_llm: FakeLLM, question: str
+    fresh_reference: AppProcess, fake_llm: FakeLLM, question: str
 ) -> None:
     fake_llm.always(f.error(429, retry_after=10), model=PRIMARY)  # REQUEST_DEADLINE is 4 s
     started = time.monotonic()
-    async with client(reference) as http:
+    async with client(fresh_reference) as http:
         response = await http.post("/api/answer", json={"question": question})
     took = time.monotonic() - started
     assert response.status_code == 200

@@ -46,15 +46,20 @@ class GradingSession:
 
     # -- collection ------------------------------------------------------------------------------
 
-    def collect(self, items: list[pytest.Item]) -> list[pytest.Item]:
+    def collect(self, items: list[pytest.Item], *, distributed: bool = False) -> list[pytest.Item]:
         """Read every scenario mark (a wrong one raises `MarkError`) and return the scenarios of
-        tasks not being graded, to deselect."""
+        tasks not being graded, to deselect. Scenarios cannot be `distributed` over xdist
+        workers: each would grade, and report, only its own share."""
         deselected = []
         names: dict[str, str] = {}
         for item in items:
             scenario = marks.scenario_of(item)
             if scenario is None:
                 continue
+            if distributed:
+                raise marks.MarkError(
+                    f"{item.nodeid}: scenarios are graded in one process; run them without -n"
+                )
             other = names.setdefault(scenario.id, item.nodeid.split("[")[0])
             if other != item.nodeid.split("[")[0]:
                 raise marks.MarkError(f"{item.nodeid}: another scenario is named {scenario.id} ({other})")
@@ -120,7 +125,7 @@ class GradingSession:
         scenario = self._scenarios[item.nodeid]
         if report.when == "teardown" or (report.when == "setup" and report.passed) or report.skipped:
             return
-        if report.passed:
+        if report.passed and not (run is not None and run.timed_out):
             status, reason = Status.PASSED, ""
         else:
             status, reason = classify(call.excinfo, run, self.time_limit)
@@ -129,13 +134,15 @@ class GradingSession:
         if isinstance(fake, FakeLLM) and run is not None and run.started_at:
             result.evidence = evidence_from(fake.calls, run.started_at, run.users)
         self.grade.add(result)
-        report.user_properties += [
+        properties = [
             ("task", scenario.task),
             ("points", scenario.points),
             ("earned", result.earned),
             ("status", str(status)),
             ("title", scenario.title),
         ]
+        report.user_properties += properties
+        item.user_properties += properties  # what --junitxml writes, from the teardown report
         if status not in (Status.PASSED, Status.HARNESS_ERROR):
             report.longrepr = "\n".join(describe(result))
 

@@ -11,6 +11,7 @@ import contextlib
 import typing
 from dataclasses import dataclass
 
+from .breaker import CircuitBreaker
 from .deadline import Deadline
 from .errors import AnswerInterrupted
 from .fallback import Served, with_fallback
@@ -34,6 +35,7 @@ class AnswerService:
         self._llm = llm
         self._settings = settings
         self._shared: SharedCalls[Answer] = SharedCalls()
+        self._breaker = CircuitBreaker()  # one per app: it learns from every request
 
     async def answer(self, question: str) -> Answer:
         """The whole answer. People asking the same question at once share one call."""
@@ -43,7 +45,10 @@ class AnswerService:
         messages = build_messages(question)
         deadline = Deadline.after(self._settings.request_deadline)
         completion, served = await with_fallback(
-            lambda model: self._llm.complete(messages, model), self._settings, deadline
+            lambda model: self._llm.complete(messages, model),
+            self._settings,
+            deadline,
+            self._breaker,
         )
         return Answer(completion.text, served)
 
@@ -57,7 +62,10 @@ class AnswerService:
         messages = build_messages(question)
         deadline = Deadline.after(self._settings.request_deadline)
         (first, tokens), served = await with_fallback(
-            lambda model: _first_token(self._llm.stream(messages, model)), self._settings, deadline
+            lambda model: _first_token(self._llm.stream(messages, model)),
+            self._settings,
+            deadline,
+            self._breaker,
         )
         async with contextlib.aclosing(tokens):
             token = first

@@ -1,4 +1,4 @@
-"""Falling back to the smaller model when the primary one is unavailable."""
+"""Falling back to the smaller model when the primary one is unavailable, or known to be down."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 import typing
 from dataclasses import dataclass
 
+from .breaker import CircuitBreaker
 from .deadline import Deadline
 from .errors import UpstreamRejected, UpstreamUnavailable
 from .llm import ProviderError
@@ -25,24 +26,43 @@ class Served:
 
 
 async def with_fallback(
-    attempt: typing.Callable[[str], typing.Awaitable[T]], settings: Settings, deadline: Deadline
+    attempt: typing.Callable[[str], typing.Awaitable[T]],
+    settings: Settings,
+    deadline: Deadline,
+    breaker: CircuitBreaker,
 ) -> tuple[T, Served]:
     """Run `attempt(model)` on the primary model with retries, then on the fallback model if the
     primary is unavailable, all before `deadline`.
 
     "Unavailable" is a transient failure that outlasted the retries, or the time left for them.
     A request the provider rejected goes to no other model: it would be just as wrong there.
+    While `breaker` is open the primary has been failing for everyone, so the request goes
+    straight to the fallback instead of spending its deadline on retries that would fail too.
     """
     attempts = 0
 
     async def counted(model: str) -> T:
         nonlocal attempts
         attempts += 1
-        return await attempt(model)
+        if model != settings.primary_model:
+            return await attempt(model)
+        try:
+            value = await attempt(model)
+        except Exception as error:
+            if is_transient(error):
+                breaker.failed()
+            raise
+        breaker.succeeded()
+        return value
 
+    models: tuple[str, ...]
+    if breaker.allows_call():
+        models = (settings.primary_model, settings.fallback_model)
+    else:
+        models = (settings.fallback_model,)  # open: the primary is left alone for its cool-down
     last_error: Exception | None = None
     with deadline.enforced():
-        for model in (settings.primary_model, settings.fallback_model):
+        for model in models:
             try:
                 value = await with_retries(functools.partial(counted, model), settings, deadline)
             except Exception as error:

@@ -1,0 +1,594 @@
+"""The grading plugin as users meet it: marks, --tasks, the score board, statuses, reports.
+
+Every run that starts an app runs pytest in a child process (`runpytest_subprocess`), so that no
+app thread, child process, environment variable or imported submission leaks into this one. Runs
+that stop at collection or print --help run in-process: they start nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+import typing
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.grading import reports
+
+pytest_plugins = ["pytester"]
+
+# hypothesis's pytest plugin costs each run over a second (pytest rewrites the asserts of every
+# hypothesis module, and an in-process run imports them afresh); no scenario here uses it.
+QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
+STARTER = Path(__file__).resolve().parents[1] / "exercise_app"
+
+CONFTEST = """
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def anyio_backend():
+        return "asyncio"
+"""
+
+# A tiny submission: answers "42", hangs forever when the question says "hang".
+APP = """
+    import anyio
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def healthz(request):
+        return JSONResponse({"status": "ok"})
+
+    async def answer(request):
+        question = (await request.json())["question"]
+        if "hang" in question:
+            await anyio.sleep_forever()
+        return JSONResponse({"answer": "42"})
+
+    app = Starlette(
+        routes=[Route("/healthz", healthz), Route("/api/answer", answer, methods=["POST"])]
+    )
+"""
+
+# An app.py that notes every import in imports.log (next to exercise_app/), then fails on line 6.
+FAILING_APP = """\
+import pathlib
+
+with open(pathlib.Path(__file__).parents[1] / "imports.log", "a") as log:
+    log.write("imported\\n")
+
+raise RuntimeError("no config file")
+"""
+
+HEADER = """
+    import pytest
+    from harness.fake_llm import faults as f
+
+    pytestmark = pytest.mark.anyio
+"""
+
+PASSING = """
+    @pytest.mark.scenario(task="retries", points=2, title="It answers", hint="Answer it.")
+    async def test_answers(client, question):
+        assert (await client.ask(question)).answer() == "42"
+"""
+
+FAILING = """
+    @pytest.mark.scenario(task="retries", points=3, title="It says 43", hint="Say 43 instead.")
+    async def test_says_43(client, question):
+        said = (await client.ask(question)).answer()
+        assert said == "43", f"the app said {said!r}, not '43'"
+"""
+
+FALLBACK = """
+    @pytest.mark.scenario(task="fallback", points=1, title="It falls back", hint="Fall back.")
+    async def test_falls_back(client, question):
+        assert (await client.ask(question)).answer() == "42"
+"""
+
+HARNESS_BUG = """
+    @pytest.mark.scenario(task="retries", points=4, title="A buggy scenario", hint="None.")
+    async def test_buggy(client):
+        undefined_name  # noqa: F821
+"""
+
+HANGS = """
+    @pytest.mark.scenario(task="retries", points=1, title="It hangs", hint="Never hang.")
+    async def test_hangs(client, question):
+        assert (await client.ask(question + " hang")).answer() == "42"
+"""
+
+# Against the real starter, which turns a provider's 503 into its own 500.
+RETRIED_503 = """
+    @pytest.mark.scenario(task="retries", points=3, title="A 503 is retried", hint="Retry 5xx.")
+    async def test_503_is_retried(client, fake_llm, question):
+        fake_llm.script(f.error(503), prompt_contains=question)
+        reply = await client.ask(question)
+        assert reply.status == 200, f"after one 503 the user got {reply.status}"
+"""
+
+ANSWERED = """
+    @pytest.mark.scenario(task="retries", points=2, title="It answers", hint="Answer.")
+    async def test_answers(client, fake_llm, question):
+        assert (await client.ask(question)).answer() == fake_llm.calls[-1].text
+"""
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def scenarios(pytester: pytest.Pytester, *parts: str, name: str = "test_scenarios") -> None:
+    """A conftest with `anyio_backend` and a scenario file made of `parts`."""
+    pytester.makeconftest(textwrap.dedent(CONFTEST))
+    source = "\n".join(textwrap.dedent(part) for part in (HEADER, *parts))
+    pytester.makepyfile(**{name: source})
+
+
+def submission(pytester: pytest.Pytester, app: str = APP, name: str = "submission") -> Path:
+    package = pytester.path / name / "exercise_app"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "app.py").write_text(textwrap.dedent(app))
+    return package.parent
+
+
+def starter(pytester: pytest.Pytester) -> Path:
+    folder = pytester.path / "starter"
+    shutil.copytree(STARTER, folder / "exercise_app", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def grade(pytester: pytest.Pytester, folder: Path, *args: str) -> pytest.RunResult:
+    """Run pytest with the plugin in a child process against the submission in `folder`."""
+    return pytester.runpytest_subprocess(*QUICK, "--submission", str(folder), *args, timeout=60)
+
+
+def board(result: pytest.RunResult) -> list[str]:
+    """The lines of the score board, which ends where the short summary begins."""
+    lines = result.outlines
+    starts = [i for i, line in enumerate(lines) if "faultfirst score board" in line]
+    assert starts, "no score board was printed"
+    start = starts[0]
+    end = next(
+        (i for i, line in enumerate(lines[start + 1 :], start + 1) if line.startswith("====")),
+        len(lines),
+    )
+    return lines[start + 1 : end]
+
+
+def section(result: pytest.RunResult, test: str) -> str:
+    """The FAILURES/ERRORS section of `test`: from its ``___ test ___`` header to the next one."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if line.startswith("_") and f" {test} " in line)
+    end = next(
+        (
+            i
+            for i, line in enumerate(lines[start + 1 :], start + 1)
+            if line.startswith(("___", "===="))
+        ),
+        len(lines),
+    )
+    return "\n".join(lines[start:end])
+
+
+def load_json(path: Path) -> dict[str, typing.Any]:
+    data: dict[str, typing.Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+# -- 1. marks are checked at collection -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mark", "message"),
+    [
+        (
+            'task="retry", points=1, title="T", hint="H"',
+            "*test_marks.py::test_graded: unknown task 'retry' (tasks: streaming, *",
+        ),
+        ('task="retries", title="T", hint="H"', "*test_marks.py::test_graded: *missing points=*"),
+        ('task="retries", points=1, hint="H"', "*test_marks.py::test_graded: *missing title=*"),
+        ('task="retries", points=1, title="T"', "*test_marks.py::test_graded: *missing hint=*"),
+        (
+            'task="retries", points=0, title="T", hint="H"',
+            "*test_marks.py::test_graded: points= must be a whole number of at least 1, not 0*",
+        ),
+        (
+            '"retries", 1, "T", "H"',
+            "*test_marks.py::test_graded: write the scenario mark with keywords*",
+        ),
+    ],
+    ids=["unknown-task", "no-points", "no-title", "no-hint", "zero-points", "positional"],
+)
+def test_a_wrong_mark_fails_the_run_at_collection_naming_the_test(
+    pytester: pytest.Pytester, mark: str, message: str
+) -> None:
+    pytester.makepyfile(
+        test_marks=f"""
+        import pytest
+
+        def test_plain():
+            pass
+
+        @pytest.mark.scenario({mark})
+        def test_graded():
+            pass
+        """
+    )
+    result = pytester.runpytest(*QUICK)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*passed*")  # nothing ran, not even the plain test
+
+
+def test_two_scenarios_with_the_same_name_fail_the_run(pytester: pytest.Pytester) -> None:
+    for name in ("test_one", "test_two"):
+        pytester.makepyfile(
+            **{
+                name: """
+                import pytest
+
+                @pytest.mark.scenario(task="retries", points=1, title="T", hint="H")
+                def test_same():
+                    pass
+                """
+            }
+        )
+    result = pytester.runpytest(*QUICK)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*test_two.py::test_same: another scenario is named same (test_one.py::test_same)*"]
+    )
+
+
+# -- 2. --tasks -----------------------------------------------------------------------------------
+
+
+def test_tasks_deselects_the_scenarios_of_other_tasks(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING, FALLBACK)
+    result = grade(pytester, submission(pytester), "--tasks", "retries")
+    result.assert_outcomes(passed=1, deselected=1)
+    lines = board(result)
+    assert any(line.split() == ["Retries", "2", "/", "2"] for line in lines), lines
+    assert not [line for line in lines if "Fallback" in line or "Streaming" in line], lines
+
+
+def test_the_submission_may_be_the_exercise_app_folder_itself(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING)
+    path = pytester.path / "grade.json"
+    result = grade(pytester, submission(pytester) / "exercise_app", "--grade-json", str(path))
+    result.assert_outcomes(passed=1)
+    assert load_json(path)["submission"] == str(pytester.path / "submission")
+
+
+def test_an_unknown_task_is_a_usage_error_listing_the_tasks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest(*QUICK, "--tasks", "nonsense")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*--tasks: unknown task nonsense; choose from streaming, cancellation, retries, "
+            "fallback, metadata, timeouts, jobs, structured, or all*"
+        ]
+    )
+
+
+# -- 3. the score board ---------------------------------------------------------------------------
+
+
+def test_the_score_board_shows_tasks_total_and_what_to_fix(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING, FAILING, FALLBACK)
+    result = grade(pytester, submission(pytester))
+    result.assert_outcomes(passed=2, failed=1)
+    lines = board(result)
+    rows = [line.split() for line in lines]
+    assert ["Retries", "2", "/", "5"] in rows, lines
+    assert ["Fallback", "1", "/", "1"] in rows, lines
+    assert ["Streaming", "0", "/", "0"] in rows, lines
+    assert ["total", "3", "/", "6", "50%"] in rows, lines
+    failure = lines.index("✗ [retries] It says 43 — failed (0/3)")
+    # The assertion's own message, without pytest's "assert '42' == '43'" explanation.
+    assert lines[failure + 1 : failure + 3] == [
+        "  why: the app said '42', not '43'",
+        "  hint: Say 43 instead.",
+    ], lines
+    assert not [line for line in lines if "It answers" in line or "It falls back" in line]
+    assert "assert '42'" not in result.stdout.str()
+
+
+def test_a_failed_scenario_is_reported_without_a_traceback(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, FAILING)
+    result = grade(pytester, submission(pytester))
+    result.assert_outcomes(failed=1)
+    report = section(result, "test_says_43")
+    assert "why: the app said '42', not '43'" in report
+    assert "hint: Say 43 instead." in report
+    for trace in ("Traceback", "def test_says_43", "\nE ", "test_scenarios.py:", "AssertionError"):
+        assert trace not in report, report
+    summary = "FAILED test_scenarios.py::test_says_43 - ✗ [retries] It says 43 — failed (0/3)"
+    assert summary in result.outlines
+
+
+# -- 4. statuses ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["thread", "subprocess"])
+def test_an_app_that_cannot_import_did_not_start_in_any_scenario(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    scenarios(pytester, PASSING, FAILING, FALLBACK)
+    folder = submission(pytester, FAILING_APP)
+    report = pytester.path / "grade.json"
+    result = grade(pytester, folder, "--app-mode", mode, "--grade-json", str(report))
+    result.assert_outcomes(errors=3)
+    lines = board(result)
+    assert "The app could not be graded: it never started (see below)." in lines
+    assert len([line for line in lines if "— app did not start (0/" in line]) == 3, lines
+    data = load_json(report)
+    assert data["status"] == "ungradable"
+    assert [s["status"] for s in data["scenarios"]] == ["app did not start"] * 3
+    reasons = {s["reason"] for s in data["scenarios"]}
+    assert len(reasons) == 1, reasons  # the same reason: the failure of the first start
+    (reason,) = reasons
+    assert "\n" not in reason and "RuntimeError: no config file" in reason, reason
+    if mode == "thread":
+        assert reason.endswith("(exercise_app/app.py, line 6)"), reason
+    # The failure is remembered: the app was imported once, not once per scenario.
+    assert (folder / "imports.log").read_text().splitlines() == ["imported"]
+
+
+@pytest.mark.parametrize("mode", ["thread", "subprocess"])
+def test_a_scenario_whose_app_hangs_times_out_and_the_next_one_runs(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    scenarios(pytester, HANGS, PASSING)
+    report = pytester.path / "grade.json"
+    result = grade(
+        pytester,
+        submission(pytester),
+        *("--app-mode", mode, "--scenario-timeout", "1", "--grade-json", str(report)),
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    lines = board(result)
+    assert "✗ [retries] It hangs — timed out (0/1)" in lines, lines
+    assert "  why: the scenario was still running after 1s, so the app was stopped" in lines
+    data = load_json(report)
+    assert [(s["id"], s["status"]) for s in data["scenarios"]] == [
+        ("hangs", "timed out"),
+        ("answers", "passed"),
+    ]
+
+
+def test_a_scenario_that_outlived_its_time_limit_never_passes(pytester: pytest.Pytester) -> None:
+    # The reply comes only once the time limit has stopped the app (in thread mode, a 500), and
+    # this scenario takes whatever comes: it ends after its time limit, without failing.
+    scenarios(
+        pytester,
+        """
+        @pytest.mark.scenario(task="retries", points=1, title="It hangs", hint="Never hang.")
+        async def test_hangs(client, question):
+            try:
+                await client.ask(question + " hang")
+            except Exception:
+                pass
+        """,
+    )
+    result = grade(pytester, submission(pytester), "--scenario-timeout", "1")
+    assert "✗ [retries] It hangs — timed out (0/1)" in board(result)
+
+
+def test_a_scenario_that_crashes_is_a_harness_error_not_counted(
+    pytester: pytest.Pytester,
+) -> None:
+    scenarios(pytester, HARNESS_BUG, PASSING)
+    result = grade(pytester, submission(pytester))
+    result.assert_outcomes(passed=1, failed=1)
+    lines = board(result)
+    assert "✗ [retries] A buggy scenario — harness error (not counted)" in lines, lines
+    assert "  why: NameError: name 'undefined_name' is not defined" in lines
+    assert "  note: this is a bug in the grader, not in your app; it costs no points" in lines
+    rows = [line.split() for line in lines]
+    assert ["Retries", "2", "/", "2"] in rows, lines  # its 4 points are not possible points
+    assert ["total", "2", "/", "2", "100%"] in rows, lines
+
+
+# -- 5. reports -----------------------------------------------------------------------------------
+
+
+def test_grade_json_and_markdown(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, ANSWERED, RETRIED_503, HARNESS_BUG)
+    json_path, md_path = pytester.path / "out" / "grade.json", pytester.path / "out" / "grade.md"
+    result = grade(
+        pytester, starter(pytester), "--grade-json", str(json_path), "--grade-md", str(md_path)
+    )
+    result.assert_outcomes(passed=1, failed=2)
+
+    data = load_json(json_path)
+    schema = reports.load_schema()
+    validator = jsonschema.Draft202012Validator
+    validator(schema, format_checker=validator.FORMAT_CHECKER).validate(data)
+    assert data["status"] == "graded" and data["app_mode"] == "thread"
+    assert data["submission"] == str(pytester.path / "starter")
+    assert data["score"] == {"earned": 2, "possible": 5, "percentage": 40.0}
+    by_id = {s["id"]: s for s in data["scenarios"]}
+    assert [s["id"] for s in data["scenarios"]] == ["answers", "503_is_retried", "buggy"]
+    assert [(s["status"], s["points"], s["earned"]) for s in by_id.values()] == [
+        ("passed", 2, 2),
+        ("failed", 3, 0),
+        ("harness error", 4, 0),
+    ]
+    assert by_id["503_is_retried"]["reason"] == "after one 503 the user got 500"
+    answered = by_id["answers"]["evidence"]["attempts"]
+    assert [(a["number"], a["model"], a["status"], a["outcome"]) for a in answered] == [
+        (1, "fake-large", 200, "completed")
+    ]
+    assert answered[0]["tokens"] > 0
+    assert by_id["answers"]["evidence"]["tokens_billed"] == answered[0]["tokens"]
+    failed = by_id["503_is_retried"]["evidence"]["attempts"]
+    assert [(a["model"], a["status"], a["fault"]) for a in failed] == [
+        ("fake-large", 503, "error 503")
+    ]
+    assert by_id["buggy"]["evidence"]["attempts"] == []
+
+    markdown = md_path.read_text(encoding="utf-8")
+    assert markdown.startswith("## faultfirst: 2 / 5 points (40%)\n")
+    assert "| **Total** | **2 / 5** |" in markdown
+    row = (
+        "| A 503 is retried | Retries | failed, 0/3 | after one 503 the user got 500 "
+        "| Retry 5xx. |"
+    )
+    assert row in markdown
+    assert "<summary>✗ A 503 is retried: what the app did</summary>" in markdown
+
+
+def test_scenarios_refuse_to_be_spread_over_workers(pytester: pytest.Pytester) -> None:
+    # Each xdist worker would grade, and report, only its own share of the scenarios: rather
+    # than a wrong grade, the run fails and writes none.
+    scenarios(pytester, PASSING, FAILING)
+    path = pytester.path / "grade.json"
+    result = grade(pytester, submission(pytester), "-n", "2", "--grade-json", str(path))
+    assert result.ret != 0
+    assert not path.exists()
+
+
+
+def test_grade_json_says_how_long_the_run_took(pytester: pytest.Pytester) -> None:
+    scenarios(
+        pytester,
+        """
+        import anyio
+
+        @pytest.mark.scenario(task="retries", points=1, title="Slow", hint="H")
+        async def test_slow(client):
+            await anyio.sleep(0.2)
+        """,
+    )
+    path = pytester.path / "grade.json"
+    grade(pytester, submission(pytester), "--grade-json", str(path)).assert_outcomes(passed=1)
+    data = load_json(path)
+    assert data["scenarios"][0]["duration"] >= 0.2
+    assert data["duration"] >= data["scenarios"][0]["duration"]
+
+
+def junit_cases(path: Path) -> dict[str, dict[str, str]]:
+    """Each testcase's name -> its properties."""
+    cases = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        cases[case.attrib["name"]] = {
+            prop.attrib["name"]: prop.attrib["value"] for prop in case.iter("property")
+        }
+    return cases
+
+
+def test_junit_xml_lists_every_scenario(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING, FAILING)
+    path = pytester.path / "junit.xml"
+    grade(pytester, submission(pytester), "--junitxml", str(path)).assert_outcomes(
+        passed=1, failed=1
+    )
+    assert set(junit_cases(path)) == {"test_answers", "test_says_43"}
+
+
+def test_junit_xml_testcases_carry_the_scenarios_properties(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING, FAILING)
+    path = pytester.path / "junit.xml"
+    grade(pytester, submission(pytester), "--junitxml", str(path)).assert_outcomes(
+        passed=1, failed=1
+    )
+    cases = junit_cases(path)
+    assert cases["test_answers"] == {
+        "task": "retries",
+        "points": "2",
+        "earned": "2",
+        "status": "passed",
+        "title": "It answers",
+    }
+    assert cases["test_says_43"] == {
+        "task": "retries",
+        "points": "3",
+        "earned": "0",
+        "status": "failed",
+        "title": "It says 43",
+    }
+
+
+# -- 6. --help ------------------------------------------------------------------------------------
+
+
+def test_help_documents_the_grading_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "faultfirst: grade LLM apps under injected faults:",
+            "*--submission=DIR*the app to grade*",
+            "*--tasks=LIST*comma-separated tasks to grade*",
+            "*--app-mode={thread,subprocess}*",
+            "*--scenario-timeout=SECONDS*",
+            "*--grade-json=PATH*write the grade as JSON*",
+            "*--grade-md=PATH*write the grade as Markdown*",
+        ]
+    )
+
+
+# -- 7. tests that are not scenarios --------------------------------------------------------------
+
+
+def test_without_scenarios_there_is_no_board_and_no_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_plain(fake_llm):
+            assert fake_llm.calls == []
+        """
+    )
+    path = pytester.path / "grade.json"
+    result = grade(pytester, pytester.path / "nowhere", "--grade-json", str(path))
+    result.assert_outcomes(passed=1)
+    assert "score board" not in result.stdout.str()
+    assert not path.exists()
+
+
+def test_a_plain_test_next_to_scenarios_is_left_alone(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING)
+    pytester.makepyfile(
+        test_plain="""
+        def test_plain_failure():
+            assert 1 + 1 == 3
+        """
+    )
+    result = grade(pytester, submission(pytester))
+    result.assert_outcomes(passed=1, failed=1)
+    # pytest's own report, with its traceback and assertion explanation
+    assert "E       assert (1 + 1) == 3" in section(result, "test_plain_failure")
+    lines = board(result)
+    assert ["total", "2", "/", "2", "100%"] in [line.split() for line in lines], lines
+    assert not [line for line in lines if "plain" in line], lines
+
+
+# -- 8. evidence ----------------------------------------------------------------------------------
+
+
+def test_a_failure_shows_what_the_app_did(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, RETRIED_503)
+    result = grade(pytester, starter(pytester))
+    result.assert_outcomes(failed=1)
+    lines = board(result)
+    failure = lines.index("✗ [retries] A 503 is retried — failed (0/3)")
+    assert lines[failure + 1 : failure + 4] == [
+        "  why: after one 503 the user got 500",
+        "  hint: Retry 5xx.",
+        "  what the app did:",
+    ], lines
+    header, attempt, tokens = lines[failure + 4 : failure + 7]
+    assert header.split() == ["#", "at", "wait", "model", "fault", "result"], lines
+    # the one attempt the starter made: no wait before it, then no retry
+    number, at, *rest = attempt.split()
+    assert number == "1" and at.endswith("s"), attempt
+    assert " ".join(rest) == "fake-large error 503 503 completed, 0 tokens (json)", attempt
+    assert tokens == "    tokens billed: 0, read by nobody: 0", lines
+    assert failure + 7 == len(lines) or not lines[failure + 7].strip(), lines
