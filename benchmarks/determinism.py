@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--busy", action="store_true", help="keep one more core busy spinning")
     parser.add_argument("--mode", choices=("thread", "subprocess"), default="thread")
     parser.add_argument("--only", help="comma-separated solutions (default: all)")
+    parser.add_argument("--verbose", action="store_true", help="print every grade as it ends")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SOLUTIONS
     outcomes: dict[str, collections.Counter[str]] = {name: collections.Counter() for name in names}
@@ -45,7 +46,10 @@ def main() -> int:
             results = pool.map(lambda job: (job[0], _outcome(folders[job[0]], args.mode)), jobs)
             for done, (name, outcome) in enumerate(results, 1):
                 outcomes[name][outcome] += 1
-                print(f"\r{done}/{len(jobs)} grades", end="", file=sys.stderr, flush=True)
+                if args.verbose:
+                    print(f"{done}/{len(jobs)} {name}: {outcome}", flush=True)
+                else:
+                    print(f"\r{done}/{len(jobs)} grades", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return _report(outcomes, args, time.monotonic() - started)
 
