@@ -119,7 +119,7 @@ class StreamReply:
 
     @property
     def is_event_stream(self) -> bool:
-        return self.headers.get("content-type", "").startswith("text/event-stream")
+        return _is_event_stream(self.headers)
 
     def expect_events(self) -> None:
         """Check the response is a stream of events, the way the brief asks."""
@@ -255,12 +255,12 @@ class Tab:
 
         started = time.monotonic()
         path = "/api/answer/stream" if self.stream else "/api/answer"
-        request = {"json": {"question": self.question}, "extensions": {"trace": trace}}
+        question = {"question": self.question}
         with self._scope, _bounded(f"POST {path}"):
-            async with self.client.http() as http, http.stream("POST", path, **request) as response:
-                if self.stream and response.headers.get("content-type", "").startswith(
-                    "text/event-stream"
-                ):
+            async with self.client.http() as http, http.stream(
+                "POST", path, json=question, extensions={"trace": trace}
+            ) as response:
+                if self.stream and _is_event_stream(response.headers):
                     stream = OpenStream(response)
                     async for _ in stream.follow():
                         pass
@@ -292,6 +292,10 @@ def _bounded(what: str) -> typing.Iterator[None]:
         raise AssertionError(
             f"{what} was still going after {CLIENT_GIVES_UP:g}s; the app seems to hang"
         ) from None
+
+
+def _is_event_stream(headers: httpx.Headers) -> bool:
+    return str(headers.get("content-type", "")).startswith("text/event-stream")
 
 
 def _decoded(name: str, data: str) -> typing.Any:

@@ -225,4 +225,4 @@ class AppSettings:
     def backoff(self, retry: int) -> float:
         """The wait the brief asks for before retry number `retry` (0 for the first), before
         jitter: ``min(RETRY_BASE_DELAY * 2**retry, RETRY_MAX_DELAY)``."""
-        return min(self.retry_base_delay * 2**retry, self.retry_max_delay)
+        return min(self.retry_base_delay * 2.0**retry, self.retry_max_delay)

@@ -211,7 +211,7 @@ def question(request: pytest.FixtureRequest) -> str:
 
 
 def _submission_folder(config: pytest.Config) -> Path:
-    folder = (config.invocation_params.dir / config.getoption("submission")).resolve()
+    folder = (config.invocation_params.dir / Path(config.getoption("submission"))).resolve()
     if folder.name == "exercise_app" and (folder / "app.py").is_file():
         return folder.parent
     return folder
