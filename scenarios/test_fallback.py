@@ -125,7 +125,7 @@ async def test_a_failing_primary_is_left_alone(
     primary_calls = []
     for number in range(8):
         before = len(fake_llm.ledger.calls(app_settings.primary_model))
-        (await client.ask(f"{question} #{number}")).answer()
+        await client.ask(f"{question} #{number}")  # the answers are other scenarios' business
         primary_calls.append(len(fake_llm.ledger.calls(app_settings.primary_model)) - before)
     assert primary_calls[-1] == 0, (
         f"the primary model failed every attempt of 8 requests in a row and the app still "

@@ -215,6 +215,18 @@ RETRIES_CLIENT_ERRORS = Mutant(
     ),
 )
 
+FORGETS_529 = Mutant(
+    "forgets_529",
+    "The transient statuses are a hand-written list of 5xx that forgets 529 (overloaded).",
+    (
+        Edit(
+            "retry.py",
+            "return status is None or status in TRANSIENT_STATUSES or status >= 500\n",
+            "return status is None or status in TRANSIENT_STATUSES | {500, 502, 503, 504}\n",
+        ),
+    ),
+)
+
 NO_BACKOFF = Mutant(
     "no_backoff",
     "Retries at once, waiting only when the provider asks for it with Retry-After.",
@@ -535,6 +547,7 @@ MUTANTS: list[Mutant] = [
     STREAM_KEEPS_UPSTREAM_RUNNING,
     CANCELS_SHARED_WORK,
     RETRIES_CLIENT_ERRORS,
+    FORGETS_529,
     NO_BACKOFF,
     NO_JITTER,
     IGNORES_RETRY_AFTER,
