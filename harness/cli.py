@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
+import threading
 import typing
 
 from . import __version__
@@ -126,12 +126,15 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None = None) -> int:
-    """Print the fake's calls until Ctrl-C (or SIGTERM), then stop the app and the fake."""
-    signal.signal(signal.SIGTERM, _interrupt)
+    """Print the fake's calls until Ctrl-C (or SIGTERM), then stop the app and the fake.
+
+    The signals only set a flag: an exception raised wherever the main thread happens to be (say,
+    holding the ledger's lock) could leave the server unable to stop."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     try:
-        _follow(fake, quiet=quiet)
-    except KeyboardInterrupt:
-        pass
+        _follow(fake, quiet=quiet, until=stopping)
     finally:
         if app is not None:
             app.stop()
@@ -140,14 +143,9 @@ def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None 
     return 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _follow(fake: FakeLLM, *, quiet: bool) -> None:
+def _follow(fake: FakeLLM, *, quiet: bool, until: threading.Event) -> None:
     printed: set[int] = set()
-    while True:
-        time.sleep(0.2)
+    while not until.wait(0.2):
         if quiet:
             continue
         for call in fake.calls:

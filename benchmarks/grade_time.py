@@ -1,0 +1,56 @@
+"""How long a full grade of the reference takes: public and hidden scenarios, in one app mode.
+
+    python benchmarks/grade_time.py [--mode subprocess|thread] [--runs 3]
+
+Prints the wall time of ``pytest scenarios`` against the reference (from starting pytest to its
+exit), the time spent inside the scenarios themselves (nearly all of it waits the scenarios script
+on purpose: a model thinking or writing, backoffs, Retry-After), and the rest, which is the
+harness's overhead (starting pytest and the fake, starting an app per scenario).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from grading_runs import build, grade  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("subprocess", "thread"), default="subprocess")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    walls, inside = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        reference = build("reference", Path(folder))
+        for _ in range(args.runs):
+            started = time.monotonic()
+            report = grade(reference, mode=args.mode)
+            walls.append(time.monotonic() - started)
+            inside.append(sum(s["duration"] for s in report["scenarios"]))
+            assert report["score"]["percentage"] == 100, report["score"]
+    count = len(report["scenarios"])
+    print(f"full grade of the reference, {count} scenarios, {args.mode} mode, {args.runs} runs")
+    print(f"  wall time:         {_range(walls)}")
+    print(f"  inside scenarios:  {_range(inside)}")
+    print(f"  harness overhead:  {_range([w - i for w, i in zip(walls, inside)])}")
+    slowest = sorted(report["scenarios"], key=lambda s: s["duration"], reverse=True)[:5]
+    print("  slowest scenarios (last run): " + ", ".join(
+        f"{s['id']} {s['duration']:.2f}s" for s in slowest
+    ))
+    return 0
+
+
+def _range(values: list[float]) -> str:
+    return f"median {statistics.median(values):.1f}s (min {min(values):.1f}s, max {max(values):.1f}s)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
