@@ -11,9 +11,9 @@ from harness.timing import RELAY
 
 pytestmark = pytest.mark.anyio
 
-# A model that writes 10 tokens, 0.05 s apart: its last token comes 0.45 s after its first (the
-# fake is never early), more than the RELAY a correct app may take to pass the first one on.
-SLOW_WRITER = f.ok(tokens=10, token_delay=0.05)
+# A model that writes 10 tokens, 0.1 s apart: its last token comes 0.9 s after its first (the fake
+# is never early), well over the RELAY a correct app may take to pass the first one on.
+SLOW_WRITER = f.ok(tokens=10, token_delay=0.1)
 
 
 @pytest.mark.scenario(

@@ -27,7 +27,8 @@ async def test_streams_run_side_by_side(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
     slow, quick = f"{question} (slow)", f"{question} (quick)"
-    fake_llm.script(f.ok(tokens=10, token_delay=0.05), prompt_contains=slow)  # writes for 0.45 s
+    # It writes for 0.9 s: time for a quick answer on a loaded machine, none for one that waits.
+    fake_llm.script(f.ok(tokens=10, token_delay=0.1), prompt_contains=slow)
     slow_tab, quick_tab = client.tab(slow, stream=True), client.tab(quick, stream=True)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(slow_tab.run)
