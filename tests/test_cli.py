@@ -1,5 +1,6 @@
 """The faultfirst command as a person runs it: help, the fake-llm server, a clean Ctrl-C."""
 
+import os
 import re
 import signal
 import socket
@@ -26,7 +27,11 @@ class Running:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*COMMAND, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, to kill with its children
         )
 
     def read_until(self, pattern: str) -> re.Match[str]:
@@ -37,8 +42,15 @@ class Running:
         raise AssertionError(f"the command ended before printing {pattern!r}")
 
     def interrupt(self) -> tuple[str, str]:
+        """Ctrl-C; a command that does not stop within 10 s fails the test, and is killed with
+        what it started (its process group), so that nothing outlives the test."""
         self.process.send_signal(signal.SIGINT)
-        return self.process.communicate(timeout=10)
+        try:
+            return self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.communicate()
+            raise
 
 
 ASK = {"model": "fake-large", "messages": [{"role": "user", "content": "hi"}]}
