@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import sys
 import typing
 from pathlib import Path
 
 from .app_thread import AppThread
 from .launcher import AppDidNotStart, AppProcess
+from .sandbox import Limits
 
 MODES = ("thread", "subprocess")
 
@@ -29,16 +31,29 @@ class RunningApp(typing.Protocol):
 
     def output(self) -> str: ...
 
+    def exit_reason(self, wait: float = ...) -> str | None: ...
+
 
 class AppPool:
+    """Apps of the submission in `folder`. In subprocess mode, each keeps `limits` and runs on
+    `python` (thread mode has neither: the app shares the grader's process)."""
+
     def __init__(
-        self, folder: str | os.PathLike[str], mode: str = "thread", start_timeout: float = 15.0
+        self,
+        folder: str | os.PathLike[str],
+        mode: str = "thread",
+        start_timeout: float = 15.0,
+        *,
+        limits: Limits | None = None,
+        python: str = sys.executable,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown app mode {mode!r}; choose one of {', '.join(MODES)}")
         self.folder = Path(folder)
         self.mode = mode
         self.start_timeout = start_timeout
+        self.limits = limits
+        self.python = python
         self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
         self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
@@ -81,7 +96,7 @@ class AppPool:
         if self.mode == "thread":
             app = AppThread(self.folder, settings)
         else:
-            app = AppProcess(self.folder, settings)
+            app = AppProcess(self.folder, settings, limits=self.limits, python=self.python)
         try:
             app.start(self.start_timeout)
         except BaseException:

@@ -74,6 +74,10 @@ class AppThread:
         assert self._server is not None, "start() the app first"
         return self._server.url
 
+    def exit_reason(self, wait: float = 0.0) -> str | None:
+        """None: an app in a thread cannot end on its own without taking the grader with it."""
+        return None
+
     def output(self) -> str:
         return "\n".join(self._log.lines)
 

@@ -7,10 +7,9 @@ import signal
 import sys
 import threading
 import typing
-
-from . import __version__
 from pathlib import Path
 
+from . import __version__, export, grade_command
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
 from .launcher import AppDidNotStart, AppProcess
 from .server import ServerError
@@ -80,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
     play.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
     play.set_defaults(run=_play)
+
+    grade_command.add_command(commands)
+    export.add_command(commands)
     return parser
 
 

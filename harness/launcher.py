@@ -8,17 +8,20 @@ between. The child gets a minimal environment: the harness's settings, not the g
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing
 from pathlib import Path
 
 import httpx
 
+from . import sandbox
 from .server import HOST
 
 APP = "exercise_app.app:app"
@@ -39,6 +42,7 @@ SCENARIO_SETTINGS = {
 }
 
 _PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^'.]+)")
 
 
 class AppDidNotStart(RuntimeError):
@@ -46,7 +50,11 @@ class AppDidNotStart(RuntimeError):
 
 
 class AppProcess:
-    """The app in `folder` (which holds the ``exercise_app`` package), served by uvicorn."""
+    """The app in `folder` (which holds the ``exercise_app`` package), served by uvicorn.
+
+    With `limits`, the child keeps them (`harness.sandbox`), and a watch stops the app as soon as
+    it has more processes than they allow. `python` is the interpreter to run it with (one with
+    the submission's own dependencies installed, say)."""
 
     def __init__(
         self,
@@ -55,14 +63,20 @@ class AppProcess:
         *,
         app: str = APP,
         port: int = 0,
+        limits: sandbox.Limits | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.folder = Path(folder).resolve()
         self.port = port
         self.settings = dict(settings)
         self.app = app
+        self.limits = limits
+        self.python = python
         self._socket: socket.socket | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()
+        self._stopping = threading.Event()
+        self._limit_hit: str | None = None
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the app and wait until ``GET /healthz`` answers, or raise `AppDidNotStart`."""
@@ -73,8 +87,11 @@ class AppProcess:
         self._socket.bind((HOST, self.port))
         self._socket.listen(128)
         fd = self._socket.fileno()
-        command = [sys.executable, "-m", "uvicorn", self.app, "--fd", str(fd)]
-        command += ["--app-dir", str(self.folder), "--no-access-log", "--log-level", "warning"]
+        command = [self.python, "-m", "uvicorn"]
+        if self.limits is not None:
+            command = [self.python, "-m", "harness.sandbox", *self.limits.arguments(), "--"]
+        command += [self.app, "--fd", str(fd), "--app-dir", str(self.folder)]
+        command += ["--no-access-log", "--log-level", "warning"]
         self._process = subprocess.Popen(
             command,
             cwd=self.folder,
@@ -85,11 +102,15 @@ class AppProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so a stop ends the app's own children too
         )
+        if self.limits is not None:
+            watch = threading.Thread(target=self._watch_processes, args=(self.limits,), daemon=True)
+            watch.start()
         self._wait_until_healthy(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the app (SIGTERM, then SIGKILL after `timeout`; at once if it is 0) and free its
-        port."""
+        """Stop the app (SIGTERM, then SIGKILL after `timeout`; at once if it is 0), with every
+        process it started, and free its port."""
+        self._stopping.set()
         if self._process is not None and self._process.poll() is None:
             if timeout > 0:
                 self._signal(signal.SIGTERM)
@@ -98,9 +119,31 @@ class AppProcess:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self._process.wait()
+        if self._process is not None:
+            self._signal(signal.SIGKILL)  # what the app started and left running
+            sandbox.kill_session(self._process.pid)
         if self._socket is not None:
             self._socket.close()
         self._log.close()
+
+    def exit_reason(self, wait: float = 0.0) -> str | None:
+        """Why the app ended on its own (it crashed, or broke a limit), in a sentence; None while
+        it runs (after waiting up to `wait` seconds for it to end), or once `stop` was asked
+        for."""
+        if self._process is None or self._stopping.is_set():
+            return None
+        try:
+            code = self._process.wait(wait)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._stopping.is_set():
+            return None
+        if self._limit_hit is not None:
+            return self._limit_hit
+        if code < 0:
+            limits = self.limits or sandbox.Limits()
+            return f"the app's process ended: {limits.explain_signal(-code)}"
+        return f"the app's process exited with code {code}: {self._reason()}"
 
     @property
     def url(self) -> str:
@@ -134,12 +177,25 @@ class AppProcess:
             assert self._process is not None
             if self._process.poll() is None:
                 return None
-            return f"the app exited while starting: {self._reason()}"
+            return self._limit_hit or f"the app exited while starting: {self._reason()}"
 
         wait_until_healthy(self.url, timeout, exited, self._reason)
 
     def _reason(self) -> str:
-        return last_error_line(self.output())
+        return explain(last_error_line(self.output()))
+
+    def _watch_processes(self, limits: sandbox.Limits) -> None:
+        assert self._process is not None
+        while not self._stopping.wait(0.1) and self._process.poll() is None:
+            count = len(sandbox.session_members(self._process.pid))
+            if count > limits.processes:
+                self._limit_hit = (
+                    f"the app started more processes than the limit of {limits.processes} "
+                    f"({count} at once), so it was stopped"
+                )
+                self._signal(signal.SIGKILL)
+                sandbox.kill_session(self._process.pid)
+                return
 
     def _signal(self, signum: int) -> None:
         assert self._process is not None
@@ -176,6 +232,19 @@ def last_error_line(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if "Error" in line or "Exception" in line]
     return (errors or lines or ["it printed nothing"])[-1]
+
+
+def explain(line: str) -> str:
+    """`line`, or for a module the grader's environment lacks, what to do about it."""
+    missing = _MISSING_MODULE.search(line)
+    if missing is None or missing.group(1) in (APP.split(".")[0], "harness", "uvicorn"):
+        return line  # the candidate's own package, or the grader's: nothing to declare
+    name = missing.group(1)
+    return (
+        f"the app imports {name!r}, which is not installed: pip install it, and list it in the "
+        "dependencies of your pyproject.toml so a grader can install it too "
+        "(faultfirst grade --install-deps)"
+    )
 
 
 def scenario_settings(llm_base_url: str, **overrides: str) -> dict[str, str]:

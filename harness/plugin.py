@@ -13,6 +13,8 @@ writes the reports.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 import typing
 from pathlib import Path
@@ -23,13 +25,15 @@ from . import __version__
 from .app_client import AppClient
 from .app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
-from .grading import marks, reports
+from .grading import gradescope, html_report, marks, reports
 from .grading.evidence import UserActivity
 from .grading.session import GradingSession, ScenarioRun
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .launcher import SCENARIO_SETTINGS, AppSettings, scenario_settings
+from .sandbox import Limits
 
 SESSION = pytest.StashKey[GradingSession]()
+RUN_TIMER = pytest.StashKey[threading.Timer]()
 RUN = pytest.StashKey[ScenarioRun]()
 NEXT = pytest.StashKey["pytest.Item | None"]()
 
@@ -72,10 +76,57 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="stop the app and fail a scenario that runs longer than this (default: 30)",
     )
     group.addoption(
+        "--run-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop the run after this long: the scenario running times out and the rest are "
+        "graded 'not run' (default: no limit)",
+    )
+    limits = Limits()
+    group.addoption(
+        "--app-memory",
+        type=int,
+        default=limits.memory_mb,
+        metavar="MB",
+        help=f"subprocess mode: memory each app process may map (default: {limits.memory_mb})",
+    )
+    group.addoption(
+        "--app-cpu",
+        type=int,
+        default=limits.cpu_seconds,
+        metavar="SECONDS",
+        help=f"subprocess mode: CPU time each app process may use (default: {limits.cpu_seconds})",
+    )
+    group.addoption(
+        "--app-processes",
+        type=int,
+        default=limits.processes,
+        metavar="N",
+        help=f"subprocess mode: processes an app may have at once (default: {limits.processes})",
+    )
+    group.addoption(
+        "--app-python",
+        default=sys.executable,
+        metavar="PATH",
+        help="subprocess mode: the Python that runs the app (default: the one running pytest)",
+    )
+    group.addoption(
+        "--submission-label",
+        metavar="NAME",
+        help="how reports name the submission (default: its folder)",
+    )
+    group.addoption(
         "--grade-json", metavar="PATH", help="write the grade as JSON (see docs/reports.md)"
     )
     group.addoption(
         "--grade-md", metavar="PATH", help="write the grade as Markdown, for a PR or CI summary"
+    )
+    group.addoption(
+        "--grade-html", metavar="PATH", help="write the grade as one HTML page, with timelines"
+    )
+    group.addoption(
+        "--grade-gradescope", metavar="PATH", help="write Gradescope's results.json"
     )
 
 
@@ -91,12 +142,22 @@ def pytest_configure(config: pytest.Config) -> None:
         tasks = parse_tasks(config.getoption("tasks"))
     except ValueError as error:
         raise pytest.UsageError(f"--tasks: {error}") from None
+    submission = _submission_folder(config)
+    mode = config.getoption("app_mode")
+    limits = Limits(
+        memory_mb=config.getoption("app_memory"),
+        cpu_seconds=config.getoption("app_cpu"),
+        processes=config.getoption("app_processes"),
+    )
+    python = config.getoption("app_python")
     config.stash[SESSION] = GradingSession(
-        submission=_submission_folder(config),
+        submission=submission,
         tasks=tasks,
         seed=config.getoption("fault_seed"),
-        app_mode=config.getoption("app_mode"),
+        app_mode=mode,
         time_limit=config.getoption("scenario_timeout"),
+        pool=lambda: AppPool(submission, mode, limits=limits, python=python),
+        label=config.getoption("submission_label"),
     )
 
 
@@ -111,6 +172,13 @@ def pytest_collection_modifyitems(
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if item not in deselected]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    grading = session.config.stash[SESSION]
+    grading.will_run(session.items)
+    if (seconds := session.config.getoption("run_timeout")) is not None:
+        session.config.stash[RUN_TIMER] = grading.limit_run(session, seconds)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -139,17 +207,24 @@ def pytest_terminal_summary(terminalreporter: typing.Any, config: pytest.Config)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    grading = session.config.stash[SESSION]
+    config = session.config
+    if (timer := config.stash.get(RUN_TIMER, None)) is not None:
+        timer.cancel()
+    grading = config.stash[SESSION]
     grading.close()
+    grading.finish()
     if not grading.grade.results:
         return
-    grading.grade.duration = time.time() - grading.started_at
-    if path := session.config.getoption("grade_json"):
-        reports.write_json(
-            path, grading.grade, harness_version=__version__, started_at=grading.started_at
-        )
-    if path := session.config.getoption("grade_md"):
-        reports.write_markdown(path, grading.grade)
+    grade, started_at = grading.grade, grading.started_at
+    grade.duration = time.time() - started_at
+    if path := config.getoption("grade_json"):
+        reports.write_json(path, grade, harness_version=__version__, started_at=started_at)
+    if path := config.getoption("grade_md"):
+        reports.write_markdown(path, grade)
+    if path := config.getoption("grade_html"):
+        html_report.write_html(path, grade, started_at=started_at)
+    if path := config.getoption("grade_gradescope"):
+        gradescope.write_gradescope(path, grade)
 
 
 # -- fixtures -------------------------------------------------------------------------------------

@@ -6,19 +6,19 @@
   scenarios listed for it, no more (no collateral points lost) and no fewer (the flaw is caught);
 - every scenario is failed by at least one mutant, so none of them passes everything.
 
-Each grade runs ``pytest scenarios`` in a child process, as a user would, and reads its JSON report.
+The reference is graded by ``pytest scenarios`` in thread mode, as a candidate would; all the
+solutions together by one ``faultfirst grade`` batch, two at a time, as an interviewer would.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
-import typing
 import sys
 from pathlib import Path
 
-import pytest
-
-from grading_runs import SCENARIOS, build, grade, not_passed
+from grading_runs import SCENARIOS, SOLUTIONS, build, grade, not_passed
 from mutants import MUTANTS
 from solutions import ROOT
 
@@ -42,27 +42,47 @@ def scenario_ids() -> set[str]:
     }
 
 
-@pytest.mark.parametrize("mode", ["thread", "subprocess"])
-def test_the_reference_scores_full_marks(tmp_path: Path, mode: str) -> None:
-    report = grade(build("reference", tmp_path), mode=mode)
+def test_the_reference_scores_full_marks_in_thread_mode(tmp_path: Path) -> None:
+    report = grade(build("reference", tmp_path), mode="thread")
     assert not_passed(report) == {}
     assert report["score"]["percentage"] == 100
     assert report["status"] == "graded"
 
 
-def test_the_starter_scores_only_what_its_gaps_allow(tmp_path: Path) -> None:
-    report = grade(build("starter", tmp_path))
-    passed = {s["id"] for s in report["scenarios"] if s["status"] == "passed"}
-    assert passed == STARTER_PASSES
-    assert set(not_passed(report).values()) == {"failed"}  # no harness errors, no timeouts
+def test_a_batch_of_every_solution_grades_each_as_its_flaw_deserves(tmp_path: Path) -> None:
+    """Reference 100%, the starter only what its gaps allow, each mutant exactly its listed
+    scenarios failed, and nothing but "failed" among what did not pass (no timeouts, no harness
+    errors): through `faultfirst grade`, in subprocess mode, two submissions at once."""
+    folders = [_solution_folder(name, tmp_path / name) for name in SOLUTIONS]
+    table = tmp_path / "table.json"
+    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, folders), "-j", "2"]
+    run = subprocess.run(
+        [*command, "--table-json", str(table)], capture_output=True, text=True, timeout=1800
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {row["submission"]: row for row in json.loads(table.read_text())["submissions"]}
+    assert sorted(rows) == sorted(SOLUTIONS)
+    expected = {mutant.name: set(mutant.expected_failures) for mutant in MUTANTS}
+    expected["reference"] = set()
+    wrong = {}
+    for name, row in rows.items():
+        report = row["grade"]
+        if name == "starter":
+            passed = {s["id"] for s in report["scenarios"] if s["status"] == "passed"}
+            if passed != STARTER_PASSES or set(not_passed(report).values()) != {"failed"}:
+                wrong[name] = not_passed(report)
+        elif not_passed(report) != {scenario: "failed" for scenario in expected[name]}:
+            wrong[name] = {"expected": sorted(expected[name]), "got": not_passed(report)}
+    assert wrong == {}, "solutions graded otherwise than their flaws deserve"
+    assert rows["reference"]["percentage"] == 100
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda mutant: mutant.name)
-def test_each_mutant_fails_exactly_the_scenarios_that_target_its_flaw(
-    tmp_path: Path, mutant: typing.Any
-) -> None:
-    report = grade(build(mutant.name, tmp_path))
-    assert not_passed(report) == {scenario: "failed" for scenario in mutant.expected_failures}
+def _solution_folder(name: str, destination: Path) -> Path:
+    """A folder of its own for each solution, named after it (the batch table's row name)."""
+    folder = build(name, destination)
+    if folder != destination:  # the starter is built in place
+        shutil.copytree(folder / "exercise_app", destination / "exercise_app")
+    return destination
 
 
 def test_every_scenario_is_failed_by_some_mutant() -> None:

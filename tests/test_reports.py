@@ -157,7 +157,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema(schema: dict[str, typing.Any
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["properties"]["schema_version"] == {
-        "const": 1,
+        "const": 2,
         "description": schema["properties"]["schema_version"]["description"],
     }
 
@@ -214,7 +214,7 @@ def test_the_json_says_what_the_grade_says() -> None:
     grade = sample_grade()
     data = grade_json(grade, started_at=STARTED_AT)
     assert json.loads(json.dumps(data)) == data
-    assert (data["schema"], data["schema_version"]) == ("faultfirst-grade", 1)
+    assert (data["schema"], data["schema_version"]) == ("faultfirst-grade", 2)
     assert data["harness_version"] == harness.__version__
     assert data["started_at"] == "2023-11-14T22:13:20Z"
     assert datetime.datetime.fromisoformat(data["started_at"]).timestamp() == STARTED_AT

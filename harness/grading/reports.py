@@ -23,7 +23,7 @@ from .results import Grade, ScenarioResult, Status, TaskScore
 from .tasks import TASKS
 
 SCHEMA = "faultfirst-grade"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("grade.schema.json")
 
 MARKDOWN_LIMIT = 65_536  # characters in a GitHub comment; a step summary may hold more
@@ -46,6 +46,7 @@ def grade_json(
         "schema_version": SCHEMA_VERSION,
         "harness_version": harness_version,
         "submission": grade.submission,
+        "files": {"digest": grade.digest, "count": grade.files},
         "seed": grade.seed,
         "app_mode": grade.app_mode,
         "started_at": _iso_utc(started_at),
@@ -161,6 +162,9 @@ def _head(grade: Grade) -> str:
     ]
     if grade.status == "ungradable":
         lines += ["**The app could not be graded: it never started.** The reasons below say why."]
+        lines += [""]
+    if grade.status == "incomplete":
+        lines += ["**The run was stopped before every scenario ran.** Those score nothing."]
         lines += [""]
     with_bonus = any(score.bonus_possible for score in scores)
     lines += [

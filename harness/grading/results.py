@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 
 from .evidence import Evidence
@@ -10,11 +11,16 @@ from .marks import Scenario
 from .tasks import TASKS
 
 
+NO_FILES = f"sha256:{hashlib.sha256().hexdigest()}"  # the digest of no files at all
+
+
 class Status(enum.StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     TIMED_OUT = "timed out"  # the scenario's time limit stopped the app
     APP_DID_NOT_START = "app did not start"  # ungradable: the reason says why
+    APP_CRASHED = "app crashed"  # its process ended during the scenario (or broke a limit)
+    NOT_RUN = "not run"  # the run was stopped first (its time limit passed, or Ctrl-C)
     HARNESS_ERROR = "harness error"  # our bug, never counted against the candidate
 
 
@@ -54,6 +60,8 @@ class Grade:
     app_mode: str
     results: list[ScenarioResult] = field(default_factory=list)
     duration: float = 0.0
+    digest: str = NO_FILES  # of the files graded, so a report names exactly what it graded
+    files: int = 0
 
     def add(self, result: ScenarioResult) -> None:
         """Record a result. Of the cases of one parametrized scenario, the first that failed
@@ -99,10 +107,13 @@ class Grade:
 
     @property
     def status(self) -> str:
-        """``graded``, or ``ungradable`` when the app never started (the reasons say why)."""
+        """``graded``; ``ungradable`` when the app never started (the reasons say why);
+        ``incomplete`` when the run was stopped before every scenario ran."""
         counted = [r for r in self.results if r.counted]
         if counted and all(r.status is Status.APP_DID_NOT_START for r in counted):
             return "ungradable"
+        if any(r.status is Status.NOT_RUN for r in counted):
+            return "incomplete"
         return "graded"
 
     @property

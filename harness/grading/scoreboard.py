@@ -20,6 +20,8 @@ def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
     lines.append(f"{'total':<22} {grade.earned:>4} / {grade.possible:<3}  {grade.percentage:.0f}%")
     if grade.status == "ungradable":
         lines.append("The app could not be graded: it never started (see below).")
+    if grade.status == "incomplete":
+        lines.append("The run was stopped before every scenario ran: those score nothing.")
     lines.append(
         f"tokens billed by the fake provider: {grade.tokens_billed}, "
         f"read by nobody: {grade.tokens_unread}"

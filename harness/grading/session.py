@@ -18,6 +18,7 @@ import pytest
 from ..app_pool import AppPool, RunningApp
 from ..fake_llm import FakeLLM
 from ..launcher import AppDidNotStart
+from ..submission import PACKAGE, digest
 from . import marks
 from .evidence import UserActivity, evidence_from
 from .results import Grade, ScenarioResult, Status
@@ -31,18 +32,34 @@ class ScenarioRun:
     users: UserActivity = field(default_factory=UserActivity)
     started_at: float = 0.0  # when its app was ready (time.monotonic())
     timed_out: bool = False
+    app: RunningApp | None = None
 
 
 class GradingSession:
     def __init__(
-        self, *, submission: Path, tasks: tuple[str, ...], seed: int, app_mode: str, time_limit: float
+        self,
+        *,
+        submission: Path,
+        tasks: tuple[str, ...],
+        seed: int,
+        app_mode: str,
+        time_limit: float,
+        pool: typing.Callable[[], AppPool] | None = None,
+        label: str | None = None,
     ) -> None:
-        self.grade = Grade(submission=str(submission), tasks=tasks, seed=seed, app_mode=app_mode)
+        self.grade = Grade(
+            submission=label or str(submission), tasks=tasks, seed=seed, app_mode=app_mode
+        )
+        self.grade.digest, self.grade.files = digest(submission / PACKAGE)
         self.submission = submission
         self.time_limit = time_limit
         self.started_at = time.time()
+        self.run_expired: float | None = None  # the run's time limit, once it has passed
         self._scenarios: dict[str, marks.Scenario] = {}
+        self._to_run: list[pytest.Item] = []
+        self._make_pool = pool or (lambda: AppPool(submission, app_mode))
         self._pool: AppPool | None = None
+        self._stop_current: typing.Callable[[], None] | None = None
 
     # -- collection ------------------------------------------------------------------------------
 
@@ -72,6 +89,41 @@ class GradingSession:
     def scenario(self, item: pytest.Item) -> marks.Scenario | None:
         return self._scenarios.get(item.nodeid)
 
+    def will_run(self, items: list[pytest.Item]) -> None:
+        """Note the scenarios among pytest's final `items`: any that ends without a result (the
+        run was stopped) is graded `not run`, so its points count as lost, not as absent."""
+        self._to_run = [item for item in items if item.nodeid in self._scenarios]
+
+    # -- the run's time limit --------------------------------------------------------------------
+
+    def limit_run(self, session: pytest.Session, seconds: float) -> threading.Timer:
+        """Stop the run after `seconds`: the scenario running then times out, and no other
+        starts. The caller cancels the returned timer when the run ends."""
+
+        def expire() -> None:
+            self.run_expired = seconds
+            session.shouldstop = f"faultfirst: the run's time limit of {seconds:g}s passed"
+            if self._stop_current is not None:
+                self._stop_current()
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def finish(self) -> None:
+        """Grade every scenario that was to run and did not as `not run`."""
+        graded = {result.scenario.id for result in self.grade.results}
+        if self.run_expired is not None:
+            reason = f"the run's time limit of {self.run_expired:g}s passed before this scenario ran"
+        else:
+            reason = "the run was stopped before this scenario ran"
+        for item in self._to_run:
+            scenario = self._scenarios[item.nodeid]
+            if scenario.id not in graded:
+                graded.add(scenario.id)
+                self.grade.add(ScenarioResult(scenario, Status.NOT_RUN, reason))
+
     # -- the app under test ----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -82,10 +134,11 @@ class GradingSession:
         (which fails the scenario as timed out, and frees it from an app that hangs).
         `upcoming` are the next scenario's settings, if another follows."""
         if self._pool is None:
-            self._pool = AppPool(self.submission, self.grade.app_mode)
+            self._pool = self._make_pool()
         pool = self._pool
         app = pool.start(settings, upcoming)
         run.started_at = time.monotonic()
+        run.app = app
         lock, stopped = threading.Lock(), [False]
 
         def stop() -> None:
@@ -101,9 +154,11 @@ class GradingSession:
         timer = threading.Timer(self.time_limit, expire)
         timer.daemon = True
         timer.start()
+        self._stop_current = expire
         try:
             yield app
         finally:
+            self._stop_current = None
             timer.cancel()
             stop()
 
@@ -128,7 +183,7 @@ class GradingSession:
         if report.passed and not (run is not None and run.timed_out):
             status, reason = Status.PASSED, ""
         else:
-            status, reason = classify(call.excinfo, run, self.time_limit)
+            status, reason = classify(call.excinfo, run, self.time_limit, self.run_expired)
         result = ScenarioResult(scenario, status, reason, duration=report.duration)
         fake = item.funcargs.get("fake_llm") if hasattr(item, "funcargs") else None
         if isinstance(fake, FakeLLM) and run is not None and run.started_at:
@@ -151,14 +206,24 @@ class GradingSession:
 
 
 def classify(
-    excinfo: pytest.ExceptionInfo[BaseException] | None, run: ScenarioRun | None, limit: float
+    excinfo: pytest.ExceptionInfo[BaseException] | None,
+    run: ScenarioRun | None,
+    limit: float,
+    run_limit: float | None = None,
 ) -> tuple[Status, str]:
-    """Why a scenario did not pass: the app's fault (failed, timed out, did not start) or ours."""
+    """Why a scenario did not pass: the app's fault (failed, timed out, crashed, did not start)
+    or ours."""
     if run is not None and run.timed_out:
+        if run_limit is not None:
+            return Status.TIMED_OUT, f"the run's time limit of {run_limit:g}s passed during this scenario, so the app was stopped"
         return Status.TIMED_OUT, f"the scenario was still running after {limit:g}s, so the app was stopped"
-    if excinfo is None:
+    error = _innermost(excinfo.value) if excinfo is not None else None
+    # A connection the app dropped may be seen before its process is seen to end.
+    crashed = _exit_reason(run, wait=1.0 if isinstance(error, httpx.TransportError) else 0.0)
+    if crashed is not None:
+        return Status.APP_CRASHED, crashed
+    if error is None:
         return Status.HARNESS_ERROR, "the scenario failed without an exception"
-    error = _innermost(excinfo.value)
     if isinstance(error, AppDidNotStart):
         return Status.APP_DID_NOT_START, str(error)
     if isinstance(error, AssertionError):
@@ -173,6 +238,13 @@ def classify(
     if isinstance(error, TimeoutError):  # the ledger waited for calls the app never made
         return Status.FAILED, str(error)
     return Status.HARNESS_ERROR, f"{type(error).__name__}: {error}"
+
+
+def _exit_reason(run: ScenarioRun | None, wait: float) -> str | None:
+    """Why the scenario's app process ended on its own, if it did (a thread cannot crash alone)."""
+    if run is None or run.app is None:
+        return None
+    return run.app.exit_reason(wait)
 
 
 def human_message(error: AssertionError) -> str:

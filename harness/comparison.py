@@ -1,0 +1,123 @@
+"""The comparison table of a batch of graded submissions: for the terminal, as CSV, as JSON.
+
+One row per submission: its name, the points of every task, the total, its status and how long
+grading it took. A submission that could not be graded keeps its row, with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import typing
+from pathlib import Path
+
+from .grader import Outcome
+from .grading.tasks import TASKS
+
+SCHEMA = "faultfirst-comparison"
+SCHEMA_VERSION = 1
+
+Json = dict[str, typing.Any]
+
+
+def tasks_of(outcomes: list[Outcome]) -> list[str]:
+    """The tasks graded in any of `outcomes`, in the order of `TASKS`."""
+    seen = {task["id"] for outcome in outcomes if outcome.report for task in outcome.report["tasks"]}
+    return [task for task in TASKS if task in seen]
+
+
+def table(outcomes: list[Outcome]) -> list[str]:
+    """The table as lines of text, for the terminal."""
+    tasks = tasks_of(outcomes)
+    header = ["submission", *(TASKS[task] for task in tasks), "total", "%", "status", "time"]
+    rows = [header] + [_cells(outcome, tasks) for outcome in outcomes]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines = []
+    for number, row in enumerate(rows):
+        cells = [
+            cell.ljust(width) if column in (0, len(row) - 2) else cell.rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    for outcome in outcomes:
+        if outcome.reason:
+            lines.append(f"{outcome.name}: {outcome.reason}")
+    return lines
+
+
+def to_csv(outcomes: list[Outcome]) -> str:
+    """The table as CSV: a column of points per task, then the total and the rest."""
+    tasks = tasks_of(outcomes)
+    after = ["earned", "possible", "percentage", "status", "wall_time", "digest", "reason"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["submission", *tasks, *after])
+    for outcome in outcomes:
+        row = _row_json(outcome, tasks)
+        points = [_points(row["tasks"].get(task)) for task in tasks]
+        writer.writerow([outcome.name, *points, *(row[column] for column in after)])
+    return out.getvalue()
+
+
+def to_json(outcomes: list[Outcome]) -> Json:
+    """The table as JSON: a row per submission, each with its whole grade report."""
+    tasks = tasks_of(outcomes)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "tasks": tasks,
+        "submissions": [_row_json(outcome, tasks) for outcome in outcomes],
+    }
+
+
+def write_csv(path: Path, outcomes: list[Outcome]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_csv(outcomes), encoding="utf-8")
+
+
+def write_json(path: Path, outcomes: list[Outcome]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_json(outcomes), indent=2, ensure_ascii=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _row_json(outcome: Outcome, tasks: list[str]) -> Json:
+    report = outcome.report
+    scores = {task["id"]: task for task in report["tasks"]} if report else {}
+    return {
+        "submission": outcome.name,
+        "source": outcome.source,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "tasks": {
+            task: {"earned": scores[task]["earned"], "possible": scores[task]["possible"]}
+            for task in tasks
+            if task in scores
+        },
+        "earned": report["score"]["earned"] if report else 0,
+        "possible": report["score"]["possible"] if report else 0,
+        "percentage": report["score"]["percentage"] if report else 0,
+        "wall_time": round(outcome.wall_time, 1),
+        "digest": outcome.digest,
+        "grade": report,
+    }
+
+
+def _cells(outcome: Outcome, tasks: list[str]) -> list[str]:
+    row = _row_json(outcome, tasks)
+    graded = outcome.report is not None
+    return [
+        outcome.name,
+        *(_points(row["tasks"].get(task)) for task in tasks),
+        f"{row['earned']}/{row['possible']}" if graded else "-",
+        f"{row['percentage']:.0f}" if graded else "-",
+        outcome.status,
+        f"{outcome.wall_time:.1f}s",
+    ]
+
+
+def _points(score: Json | None) -> str:
+    return f"{score['earned']}/{score['possible']}" if score else "-"

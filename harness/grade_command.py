@@ -1,0 +1,273 @@
+"""``faultfirst grade``: grade one submission or a batch, and say so for people.
+
+Exit status: 0 whatever the scores; 1 when a submission scored under ``--min-score``; 3 when a
+submission could not be graded at all (an unreadable archive, say: the others are still graded);
+2 when the grader itself cannot run (a wrong option, scenarios missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import sys
+import threading
+import typing
+from pathlib import Path
+
+from . import comparison, grader
+from .grading.tasks import CORE_TASKS, parse_tasks
+from .sandbox import Limits
+
+EXIT_UNDER_MIN_SCORE = 1
+EXIT_GRADER_ERROR = 2
+EXIT_NOT_GRADED = 3
+
+
+def add_command(commands: typing.Any) -> None:
+    """Add ``grade`` to the ``faultfirst`` command's subcommands."""
+    options, limits = grader.Options(), Limits()
+    command = commands.add_parser(
+        "grade",
+        help="grade submissions: folders, git checkouts, .zip or .tar.gz archives",
+        description="Grade each SUBMISSION against the public and hidden scenarios of this "
+        "installation, its app in a child process with resource limits, and print the score "
+        "board (one submission) or a comparison table (several). Only a submission's "
+        "exercise_app/ is used: its own scenarios, conftest.py and pytest settings are ignored.",
+        epilog="Exit status: 0 whatever the scores; 1 if a submission scored under --min-score; "
+        "3 if a submission could not be graded (the others still are); 2 if the grader cannot "
+        "run.",
+    )
+    command.add_argument(
+        "submissions",
+        nargs="*",
+        metavar="SUBMISSION",
+        help="a folder holding exercise_app/ (a git checkout is one), or a .zip, .tar.gz or .tgz "
+        f"of one (default: the starter bundled with faultfirst, in {grader.ROOT})",
+    )
+    command.add_argument(
+        "--public-only", action="store_true", help="leave out scenarios/hidden/, as candidates run"
+    )
+    command.add_argument(
+        "--tasks",
+        metavar="LIST",
+        help=f"comma-separated tasks to grade, or 'all' (default: {','.join(CORE_TASKS)})",
+    )
+    reports = command.add_argument_group(
+        "reports", "With several submissions, each PATH is a folder: one file per submission."
+    )
+    reports.add_argument("--json", metavar="PATH", type=Path, help="the grade as JSON (docs/reports.md)")
+    reports.add_argument(
+        "--md",
+        metavar="PATH",
+        type=Path,
+        help="the grade as Markdown; appended when PATH is $GITHUB_STEP_SUMMARY",
+    )
+    reports.add_argument(
+        "--html", metavar="PATH", type=Path, help="one self-contained page with every timeline"
+    )
+    reports.add_argument("--junit", metavar="PATH", type=Path, help="JUnit XML, for CI")
+    reports.add_argument(
+        "--gradescope", metavar="PATH", type=Path, help="Gradescope's autograder results.json"
+    )
+    reports.add_argument("--csv", metavar="PATH", type=Path, help="the comparison table as CSV")
+    reports.add_argument(
+        "--table-json", metavar="PATH", type=Path, help="the comparison table as JSON"
+    )
+    command.add_argument(
+        "--min-score",
+        type=float,
+        metavar="PERCENT",
+        help="exit with status 1 if a submission scores under PERCENT (0-100)",
+    )
+    command.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="grade N submissions at once (default: 1; each keeps about one core busy)",
+    )
+    command.add_argument(
+        "--install-deps",
+        action="store_true",
+        help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
+        "into a throwaway virtualenv, and run its app there",
+    )
+    limits_group = command.add_argument_group("limits")
+    limits_group.add_argument(
+        "--scenario-timeout",
+        type=float,
+        default=options.scenario_timeout,
+        metavar="SECONDS",
+        help=f"per scenario (default: {options.scenario_timeout:g})",
+    )
+    limits_group.add_argument(
+        "--run-timeout",
+        type=float,
+        default=options.run_timeout,
+        metavar="SECONDS",
+        help=f"per submission; scenarios not reached score nothing (default: {options.run_timeout:g})",
+    )
+    limits_group.add_argument(
+        "--memory",
+        type=int,
+        default=limits.memory_mb,
+        metavar="MB",
+        help=f"memory each app process may map (default: {limits.memory_mb})",
+    )
+    limits_group.add_argument(
+        "--cpu",
+        type=int,
+        default=limits.cpu_seconds,
+        metavar="SECONDS",
+        help=f"CPU time each app process may use (default: {limits.cpu_seconds})",
+    )
+    limits_group.add_argument(
+        "--processes",
+        type=int,
+        default=limits.processes,
+        metavar="N",
+        help=f"processes an app may have at once (default: {limits.processes})",
+    )
+    command.add_argument(
+        "--seed", type=int, default=0, help="seed for the fake provider's faults (default: 0)"
+    )
+    command.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = _options(args)
+        grader.check_installation()
+    except (ValueError, grader.GraderError) as error:
+        print(f"faultfirst grade: {error}", file=sys.stderr)
+        return EXIT_GRADER_ERROR
+    sources = args.submissions or [str(grader.ROOT)]
+    names = _unique_names(sources)
+    if len(sources) == 1:
+        outcomes = [_grade_one(sources[0], names[0], options, args)]
+    else:
+        outcomes = _grade_batch(sources, names, options, args)
+    if args.csv is not None:
+        comparison.write_csv(args.csv, outcomes)
+    if args.table_json is not None:
+        comparison.write_json(args.table_json, outcomes)
+    return _exit_status(outcomes, args.min_score)
+
+
+def _options(args: argparse.Namespace) -> grader.Options:
+    if args.tasks is not None:
+        parse_tasks(args.tasks)  # raises ValueError naming an unknown task
+    if args.jobs < 1:
+        raise ValueError("--jobs must be 1 or more")
+    if args.min_score is not None and not 0 <= args.min_score <= 100:
+        raise ValueError("--min-score is a percentage, from 0 to 100")
+    return grader.Options(
+        tasks=args.tasks,
+        public_only=args.public_only,
+        seed=args.seed,
+        scenario_timeout=args.scenario_timeout,
+        run_timeout=args.run_timeout,
+        limits=Limits(memory_mb=args.memory, cpu_seconds=args.cpu, processes=args.processes),
+        install_deps=args.install_deps,
+    )
+
+
+def _grade_one(
+    source: str, name: str, options: grader.Options, args: argparse.Namespace
+) -> grader.Outcome:
+    scope = "public scenarios" if options.public_only else "public and hidden scenarios"
+    print(f"faultfirst grade: {source} ({scope})", flush=True)
+    outcome = grader.grade(
+        source,
+        options,
+        reports=_reports(args, name, batch=False),
+        name=name,
+        echo=lambda line: print(line, end="", flush=True),
+    )
+    if outcome.report is None:
+        print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
+    for kind, path in outcome.reports.items():
+        print(f"{kind} report: {path}")
+    return outcome
+
+
+def _grade_batch(
+    sources: list[str], names: list[str], options: grader.Options, args: argparse.Namespace
+) -> list[grader.Outcome]:
+    print(f"faultfirst grade: {len(sources)} submissions, {args.jobs} at a time", flush=True)
+    cancel = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = [
+            pool.submit(
+                grader.grade,
+                source,
+                options,
+                reports=_reports(args, name, batch=True),
+                name=name,
+                cancel=cancel,
+            )
+            for source, name in zip(sources, names)
+        ]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                print(_progress(future.result()), flush=True)
+        except BaseException:  # Ctrl-C: stop every run now rather than after the batch
+            cancel.set()
+            raise
+    outcomes = [future.result() for future in futures]
+    print()
+    for line in comparison.table(outcomes):
+        print(line)
+    return outcomes
+
+
+def _progress(outcome: grader.Outcome) -> str:
+    if outcome.report is None:
+        return f"  {outcome.name}: not graded ({outcome.reason})"
+    score = outcome.report["score"]
+    return (
+        f"  {outcome.name}: {score['earned']}/{score['possible']} ({score['percentage']:.0f}%), "
+        f"{outcome.status}, {outcome.wall_time:.1f}s"
+    )
+
+
+def _reports(args: argparse.Namespace, name: str, *, batch: bool) -> dict[str, Path]:
+    chosen = {kind: getattr(args, kind) for kind in grader.REPORT_OPTIONS}
+    if not batch:
+        return {kind: path for kind, path in chosen.items() if path is not None}
+    return {
+        kind: folder / f"{name}{grader.SUFFIXES[kind]}"
+        for kind, folder in chosen.items()
+        if folder is not None
+    }
+
+
+def _unique_names(sources: list[str]) -> list[str]:
+    """Names for reports and the table: each source's name without its archive suffix, made
+    unique (``alice``, ``alice-2``) when two submissions share one."""
+    names: list[str] = []
+    for source in sources:
+        name = Path(source).resolve().name
+        for suffix in (".tar.gz", ".tgz", ".zip"):
+            name = name.removesuffix(suffix)
+        unique, number = name, 1
+        while unique in names:
+            number += 1
+            unique = f"{name}-{number}"
+        names.append(unique)
+    return names
+
+
+def _exit_status(outcomes: list[grader.Outcome], min_score: float | None) -> int:
+    if any(outcome.report is None for outcome in outcomes):
+        return EXIT_NOT_GRADED
+    if min_score is not None and any(outcome.percentage < min_score for outcome in outcomes):
+        worst = min(outcomes, key=lambda outcome: outcome.percentage)
+        print(
+            f"faultfirst grade: {worst.name} scored {worst.percentage:.0f}%, under --min-score "
+            f"{min_score:g}",
+            file=sys.stderr,
+        )
+        return EXIT_UNDER_MIN_SCORE
+    return 0

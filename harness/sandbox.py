@@ -1,0 +1,152 @@
+"""Limits on what the app under test may take of the machine, and the child process that keeps them.
+
+`faultfirst grade` runs code it has never seen. The app's child process starts here
+(``python -m harness.sandbox [limits] -- [uvicorn arguments]``), applies the limits to itself
+before it imports the submission, then runs uvicorn. A leak, a busy loop or a runaway spawner
+then ends that app, not the grader, and the grader can say which limit it hit.
+
+This is a fence against mistakes, not a security boundary: the app still runs as the grader's
+user. Grade code you distrust inside a container or a throwaway machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import resource
+import runpy
+import signal
+import sys
+import time
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 2**20
+
+# Threads count as processes for RLIMIT_NPROC: room for the app's worker threads (anyio lends up
+# to 40 to sync code), besides the processes `Limits.processes` allows.
+_THREAD_ROOM = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one app may use. The defaults leave a correct app (~60 MB, a few CPU seconds over a
+    whole grade, one process) far inside them."""
+
+    memory_mb: int = 1024  # address space of each of its processes
+    cpu_seconds: int = 300  # CPU time of each of its processes
+    processes: int = 32  # processes alive at once, the app itself included
+
+    def arguments(self) -> list[str]:
+        """These limits as `main`'s command-line options."""
+        return [
+            f"--memory-mb={self.memory_mb}",
+            f"--cpu-seconds={self.cpu_seconds}",
+            f"--processes={self.processes}",
+        ]
+
+    def explain_signal(self, signum: int) -> str:
+        """Why a process that keeps these limits may have died of `signum`."""
+        if signum == signal.SIGXCPU:
+            return f"it used more than {self.cpu_seconds}s of CPU time (a busy loop?)"
+        if signum == signal.SIGKILL:
+            return "it was killed (SIGKILL): out of memory, or stopped by the grader"
+        return f"it was killed by {signal.Signals(signum).name}"
+
+
+def apply(limits: Limits) -> None:
+    """Apply `limits` to this process (and so to what it starts), and make it die with its
+    parent: an app must not outlive a grader that was killed."""
+    _set(resource.RLIMIT_AS, limits.memory_mb * MiB)
+    # The soft limit sends SIGXCPU, which kills; the hard one, a little later, SIGKILL.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    _set(resource.RLIMIT_CORE, 0)
+    # RLIMIT_NPROC counts every task of this user (root is exempt), so it is set above what the
+    # user runs already; `session_members` catches what it cannot.
+    _set(resource.RLIMIT_NPROC, _tasks_of(os.getuid()) + limits.processes + _THREAD_ROOM)
+    _die_with_parent()
+
+
+def session_members(session: int) -> list[int]:
+    """The processes of `session` (Linux's /proc; none found elsewhere). The app leads a session
+    of its own, so these are the app and everything it started that did not leave it."""
+    members = []
+    for entry in _proc_entries():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # it ended meanwhile
+        state, session_id = fields[0], int(fields[3])  # then ppid, pgrp, session...
+        if session_id == session and state != "Z":  # a zombie is dead, only not yet reaped
+            members.append(int(entry.name))
+    return members
+
+
+def kill_session(session: int, wait: float = 1.0) -> None:
+    """SIGKILL every process of `session`, whichever process group it moved to, and wait up to
+    `wait` seconds for them to be gone."""
+    deadline = time.monotonic() + wait
+    while members := session_members(session):
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+
+
+def main(argv: typing.Sequence[str] | None = None) -> None:
+    """``python -m harness.sandbox --memory-mb N --cpu-seconds N --processes N -- ARGS``: apply
+    the limits, then run ``uvicorn ARGS`` in this process."""
+    parser = argparse.ArgumentParser(prog="python -m harness.sandbox")
+    parser.add_argument("--memory-mb", type=int, required=True)
+    parser.add_argument("--cpu-seconds", type=int, required=True)
+    parser.add_argument("--processes", type=int, required=True)
+    parser.add_argument("uvicorn", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    apply(Limits(args.memory_mb, args.cpu_seconds, args.processes))
+    sys.argv = ["uvicorn", *[arg for arg in args.uvicorn if arg != "--"]]
+    runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
+
+
+def _set(which: int, soft: int) -> None:
+    hard = resource.getrlimit(which)[1]
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(which, (soft, hard))
+
+
+def _tasks_of(uid: int) -> int:
+    count = 0
+    for entry in _proc_entries():
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(entry / "task"))
+        except OSError:
+            continue
+    return count
+
+
+def _proc_entries() -> list[Path]:
+    try:
+        return [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return []
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main()

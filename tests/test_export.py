@@ -1,0 +1,397 @@
+"""The candidate bundle: what goes in, what never does, and that it works as a candidate gets it."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+import typing
+from pathlib import Path
+
+import pytest
+
+from harness import export
+from harness.export import ExportError, candidate_pyproject, export_candidate
+from harness.grading.tasks import CORE_TASKS
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW = Path(".github", "workflows", "faultfirst.yml")
+TOP_LEVEL = {
+    ".github", ".gitignore", "README.md", "pyproject.toml", "exercise_app", "harness", "scenarios"
+}  # fmt: skip
+NEVER_IN_A_PATH = {"tests", "hidden", "reference", "mutants", "mutants.py", "benchmarks", ".ci",
+                   "docs", "candidate", "__pycache__"}  # fmt: skip
+
+
+class Mark(typing.NamedTuple):
+    id: str
+    task: str
+    points: int
+    title: str
+    bonus: bool
+
+
+def scenario_marks(files: typing.Iterable[Path]) -> list[Mark]:
+    """The scenario marks in `files`, read from the source as written."""
+    marks = []
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and ast.unparse(decorator.func).endswith(
+                    "mark.scenario"
+                ):
+                    fields = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
+                    marks.append(
+                        Mark(
+                            id=node.name.removeprefix("test_"),
+                            task=fields["task"],
+                            points=fields["points"],
+                            title=fields["title"],
+                            bonus=bool(fields.get("bonus", False)),
+                        )
+                    )
+    return marks
+
+
+HIDDEN = scenario_marks(sorted((ROOT / "scenarios" / "hidden").glob("test_*.py")))
+PUBLIC = scenario_marks(sorted((ROOT / "scenarios").glob("test_*.py")))
+
+
+def bundle_files(bundle: Path) -> set[Path]:
+    return {
+        path.relative_to(bundle)
+        for path in bundle.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(bundle).parts
+    }
+
+
+def git(bundle: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=bundle, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    folder = tmp_path_factory.mktemp("export") / "candidate-repo"
+    return folder, export_candidate(folder, source=ROOT)
+
+
+# -- what goes in ----------------------------------------------------------------------------------
+
+
+def test_the_default_source_is_this_checkout() -> None:
+    assert export.PROJECT_ROOT == ROOT
+
+
+def test_the_bundle_holds_the_starter_the_harness_and_the_public_scenarios(
+    bundle: tuple[Path, list[Path]],
+) -> None:
+    folder, written = bundle
+    files = bundle_files(folder)
+    assert set(written) == files, "export_candidate returns exactly the files it wrote"
+    assert {path.parts[0] for path in files} == TOP_LEVEL
+    needed = ["exercise_app/BRIEF.md", "exercise_app/app.py", "exercise_app/static/index.html",
+              "harness/plugin.py", "harness/cli.py", "harness/export.py", "scenarios/conftest.py",
+              ".gitignore", "README.md", "pyproject.toml"]  # fmt: skip
+    for name in needed:
+        assert Path(name) in files, name
+    assert WORKFLOW in files
+    for package in ("exercise_app", "harness"):
+        ours = {p.relative_to(ROOT) for p in (ROOT / package).rglob("*.py")}
+        assert ours <= files, f"{package}/ is copied whole"
+    public = {p.relative_to(ROOT) for p in (ROOT / "scenarios").glob("test_*.py")}
+    assert public and public <= files
+    assert (folder / "README.md").read_text() == (ROOT / "candidate" / "README.md").read_text()
+
+
+def test_nothing_of_ours_leaks_by_path_or_by_content(bundle: tuple[Path, list[Path]]) -> None:
+    folder, _ = bundle
+    assert HIDDEN, "the hidden scenarios were found, so the check below means something"
+    public_titles = {mark.title for mark in PUBLIC}
+    secrets = {m.id for m in HIDDEN} | {m.title for m in HIDDEN if m.title not in public_titles}
+    for path in sorted(bundle_files(folder)):
+        assert not NEVER_IN_A_PATH & set(path.parts), f"{path} must not be in the bundle"
+        assert not path.name.endswith((".pyc", ".egg-info")), path
+        text = (folder / path).read_bytes().decode("utf-8", errors="ignore")
+        assert "mutant" not in text.lower(), f"{path} mentions mutants"
+        assert "tests/reference" not in text, f"{path} mentions the reference solution"
+        for secret in secrets:
+            assert secret not in text, f"{path} gives away the hidden scenario {secret!r}"
+
+
+def test_the_pyproject_is_ours_for_candidates(bundle: tuple[Path, list[Path]]) -> None:
+    folder, _ = bundle
+    ours = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    theirs = tomllib.loads((folder / "pyproject.toml").read_text())
+    for field in ("name", "version", "description", "requires-python", "dependencies", "scripts",
+                  "entry-points", "license"):  # fmt: skip
+        assert theirs["project"][field] == ours["project"][field], field
+    assert theirs["project"]["entry-points"]["pytest11"] == {"faultfirst": "harness.plugin"}
+    assert theirs["project"]["readme"] == "README.md"
+    assert "test" not in theirs["project"].get("optional-dependencies", {})
+    assert theirs["build-system"] == ours["build-system"]
+    assert theirs["tool"]["setuptools"] == ours["tool"]["setuptools"]
+    assert theirs["tool"]["pytest"]["ini_options"] == {
+        "testpaths": ["scenarios"],
+        "addopts": "-p no:cacheprovider",
+    }
+
+
+def test_the_pyproject_writer_round_trips_what_toml_can_hold() -> None:
+    ours: dict[str, typing.Any] = {
+        "build-system": {"requires": ["setuptools>=68"], "build-backend": "setuptools.build_meta"},
+        "project": {
+            "name": "x",
+            "description": 'quotes " and \\ backslashes, tabs\t, and ünïcode — fine',
+            "dependencies": ["a>=1", "b[extra]; python_version < '3.12'", "c"],
+            "license": {"text": "MIT"},
+            "authors": [{"name": "Ada", "email": "ada@example.org"}],
+            "dynamic": [],
+            "optional-dependencies": {"test": ["pytest-xdist"], "speed": ["uvloop"]},
+            "entry-points": {"pytest11": {"faultfirst": "harness.plugin"}, "a.b": {"c d": "e:f"}},
+        },
+        "tool": {
+            "setuptools": {"zip-safe": False, "package-data": {"harness": ["grading/*.json"]}},
+            "mypy": {"strict": True},
+        },
+    }
+    theirs = tomllib.loads(candidate_pyproject(ours))
+    changed = {"readme": "README.md", "optional-dependencies": {"speed": ["uvloop"]}}
+    assert theirs["project"] == {**ours["project"], **changed}
+    assert theirs["tool"] == {
+        "setuptools": ours["tool"]["setuptools"],
+        "pytest": {"ini_options": {"testpaths": ["scenarios"], "addopts": "-p no:cacheprovider"}},
+    }
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_bundle_is_a_git_repository_with_one_commit(bundle: tuple[Path, list[Path]]) -> None:
+    folder, written = bundle
+    assert git(folder, "rev-list", "--count", "HEAD") == "1"
+    assert git(folder, "log", "-1", "--format=%s|%an|%ae") == (
+        "faultfirst exercise|faultfirst|faultfirst@localhost"
+    )
+    assert git(folder, "status", "--porcelain") == "", "every file is committed, none ignored"
+    assert set(git(folder, "ls-files").splitlines()) == {p.as_posix() for p in written}
+
+
+def test_without_git_there_is_no_repository(tmp_path: Path) -> None:
+    export_candidate(tmp_path / "out", source=ROOT, git=False)
+    assert not (tmp_path / "out" / ".git").exists()
+
+
+# -- what is refused -------------------------------------------------------------------------------
+
+
+def test_a_folder_with_something_in_it_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty"):
+        export_candidate(tmp_path, source=ROOT, git=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    with pytest.raises(ExportError, match="not a folder"):
+        export_candidate(tmp_path / "notes.txt", source=ROOT, git=False)
+
+
+def test_an_empty_folder_is_fine(tmp_path: Path) -> None:
+    assert export_candidate(tmp_path, source=ROOT, git=False)
+
+
+def test_an_installed_copy_is_not_a_source_tree(tmp_path: Path) -> None:
+    site_packages = tmp_path / "site-packages"  # as a wheel installs it: no scenarios/ beside it
+    shutil.copytree(ROOT / "harness", site_packages / "harness")
+    shutil.copytree(ROOT / "exercise_app", site_packages / "exercise_app")
+    with pytest.raises(ExportError, match="not a faultfirst source tree.*scenarios"):
+        export_candidate(tmp_path / "out", source=site_packages)
+    assert not (tmp_path / "out").exists()
+
+
+# -- the files written for candidates --------------------------------------------------------------
+
+
+def workflow_text() -> str:
+    return (ROOT / "candidate" / WORKFLOW).read_text()
+
+
+def grade_script() -> str:
+    """The shell script of the workflow's Grade step, dedented."""
+    lines = workflow_text().splitlines()
+    start = lines.index("      - name: Grade")
+    run = next(i for i in range(start, len(lines)) if lines[i].strip() == "run: |")
+    indent = len(lines[run + 1]) - len(lines[run + 1].lstrip())
+    script = []
+    for line in lines[run + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        script.append(line[indent:])
+    return "\n".join(script)
+
+
+def test_the_workflow_grades_the_pull_request_and_keeps_the_reports() -> None:
+    text = workflow_text()
+    for needed in ("pull_request:", "workflow_dispatch:", "actions/checkout@v4",
+                   "github.event.pull_request.head.sha", "actions/setup-python@v5",
+                   'python-version: "3.11"', "pip install -e .", "vars.FAULTFIRST_MIN_SCORE",
+                   "actions/upload-artifact@v4", "if: always()"):  # fmt: skip
+        assert needed in text, needed
+    for report in ("faultfirst-report.html", "faultfirst-grade.json", "faultfirst-junit.xml"):
+        assert text.count(report) == 2, f"{report} is written, then uploaded"
+
+
+def test_the_workflow_is_valid_yaml() -> None:
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load(workflow_text())
+    assert set(workflow[True]) == {"pull_request", "workflow_dispatch"}  # YAML 1.1: on is True
+    steps = workflow["jobs"]["grade"]["steps"]
+    assert steps[-1]["if"] == "always()"
+    assert steps[-1]["uses"].startswith("actions/upload-artifact@")
+
+
+@pytest.mark.parametrize("min_score", ["", "70"])
+def test_the_grade_step_passes_min_score_only_when_it_is_set(
+    tmp_path: Path, min_score: str
+) -> None:
+    fake = tmp_path / "faultfirst"  # prints the arguments it gets, one a line
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    fake.chmod(0o755)
+    environ = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "MIN_SCORE": min_score,
+               "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}  # fmt: skip
+    ran = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", grade_script()],  # as GitHub runs a bash step
+        env=environ, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    arguments = ran.stdout.splitlines()
+    assert arguments[:3] == ["grade", ".", "--md"]
+    assert arguments[3] == str(tmp_path / "summary.md")
+    assert ("--min-score" in arguments) == bool(min_score)
+    if min_score:
+        assert arguments[arguments.index("--min-score") + 1] == min_score
+    assert "" not in arguments
+
+
+def test_the_commands_the_candidate_is_given_exist() -> None:
+    """`faultfirst grade` is checked once the command has it; until then, only what exists."""
+    readme = (ROOT / "candidate" / "README.md").read_text()
+    for needed in ("exercise_app/BRIEF.md", "pip install -e .", "faultfirst play",
+                   "pytest scenarios", "faultfirst grade .", "FAULTFIRST_MIN_SCORE"):  # fmt: skip
+        assert needed in readme, needed
+    command = [sys.executable, "-m", "harness.cli"]
+    top = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
+    assert "play" in top.stdout
+    grade = subprocess.run(
+        [*command, "grade", "--help"], capture_output=True, text=True, timeout=60
+    )
+    if grade.returncode != 0:
+        pytest.skip("faultfirst grade is not there yet")
+    used = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", grade_script()))
+    assert used and all(option in grade.stdout for option in used), used
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def command_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faultfirst")
+    export.add_command(parser.add_subparsers())
+    return parser
+
+
+def test_the_command_exports_and_says_what_to_do_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = command_parser().parse_args(["export-candidate", str(tmp_path / "out"), "--no-git"])
+    assert args.run(args) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "out") in out
+    assert "scenarios/" in out and "public only" in out
+    assert "faultfirst grade" in out
+    assert len(out.splitlines()) <= 10
+    assert (tmp_path / "out" / "pyproject.toml").exists()
+    assert not (tmp_path / "out" / ".git").exists()
+
+
+def test_the_command_refuses_a_full_folder_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    args = command_parser().parse_args(["export-candidate", str(tmp_path)])
+    assert args.run(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("faultfirst export-candidate: ") and err.count("\n") == 1
+    assert "not empty" in err
+
+
+def test_faultfirst_export_candidate_runs_from_the_command_line(tmp_path: Path) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "export-candidate", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / "out" / "exercise_app" / "BRIEF.md").exists()
+
+
+# -- as a candidate gets it ------------------------------------------------------------------------
+
+
+def test_the_bundle_installs_in_a_fresh_virtualenv_and_grades_the_starter(tmp_path: Path) -> None:
+    """What a candidate does first: install the bundle on its own (no faultfirst already there,
+    no system packages) and run the public scenarios. It needs the network, or pip's cache."""
+    started = time.monotonic()
+    bundle = tmp_path / "bundle"
+    export_candidate(bundle, source=ROOT, git=False)
+    environ = {k: v for k, v in os.environ.items()
+               if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_ADDOPTS",
+                            "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}}  # fmt: skip
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=environ)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", str(bundle)],
+        capture_output=True, text=True, timeout=600, env=environ,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    grade_json = tmp_path / "grade.json"
+    graded = subprocess.run(
+        [python, "-m", "pytest", "scenarios", "-q", "--grade-json", str(grade_json)],
+        cwd=bundle, capture_output=True, text=True, timeout=300, env=environ,
+    )  # fmt: skip
+    assert graded.returncode in (0, 1), graded.stdout[-3000:] + graded.stderr[-3000:]
+    board = graded.stdout.split("faultfirst score board", 1)
+    assert len(board) == 2, graded.stdout[-3000:]
+    total = re.search(r"^total\s+(\d+) / (\d+)", board[1], re.MULTILINE)
+    assert total, board[1][:2000]
+    earned, possible = int(total[1]), int(total[2])
+
+    graded_here = [m for m in PUBLIC if m.task in CORE_TASKS]
+    assert possible == sum(m.points for m in graded_here if not m.bonus)
+    assert 0 < earned < possible, "the starter passes a few public scenarios, not all"
+    grade = json.loads(grade_json.read_text())
+    assert grade["score"]["earned"] == earned and grade["score"]["possible"] == possible
+    assert {s["id"] for s in grade["scenarios"]} == {m.id for m in graded_here}
+    assert not any(s["hidden"] for s in grade["scenarios"])
+
+    # The pull request's check, as the workflow runs it there.
+    summary = tmp_path / "summary.md"
+    checked = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", grade_script()],
+        cwd=bundle, capture_output=True, text=True, timeout=300,
+        env={**environ, "PATH": f"{venv / 'bin'}:{environ['PATH']}", "MIN_SCORE": "",
+             "GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    assert summary.read_text().startswith("## faultfirst")
+    for report in ("faultfirst-report.html", "faultfirst-junit.xml"):
+        assert (bundle / report).stat().st_size > 0, report
+    in_ci = json.loads((bundle / "faultfirst-grade.json").read_text())
+    assert in_ci["score"] == grade["score"]
+    print(f"fresh virtualenv: installed and graded twice in {time.monotonic() - started:.1f}s")

@@ -1,0 +1,314 @@
+"""`faultfirst grade` end to end, as an interviewer runs it: on submissions that tamper with the
+grader, hang, crash, fail to import, need a package, or start too many processes.
+
+Each grades a few scenarios only (`--tasks`, `--public-only`) to stay quick; what they check does
+not depend on which scenarios run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import typing
+import zipfile
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from solutions import ROOT, STARTER
+
+FEW = ["--tasks", "fallback", "--public-only"]  # 3 quick scenarios
+STARTER_FALLBACK_PASSES = {"rejected_requests_do_not_fall_back"}
+
+
+def faultfirst_grade(
+    *arguments: str | Path, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, arguments)]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
+    )
+
+
+def starter_with(folder: Path, *, app_py: str = "", files: dict[str, str] | None = None) -> Path:
+    """A copy of the starter in `folder`, with `app_py` appended to exercise_app/app.py and
+    `files` (paths relative to `folder`) written."""
+    shutil.copytree(STARTER, folder / "exercise_app", ignore=shutil.ignore_patterns("__pycache__"))
+    if app_py:
+        with (folder / "exercise_app" / "app.py").open("a") as app:
+            app.write("\n" + textwrap.dedent(app_py))
+    for path, text in (files or {}).items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(textwrap.dedent(text))
+    return folder
+
+
+def graded(outcome: subprocess.CompletedProcess[str], report: Path) -> dict[str, typing.Any]:
+    assert report.is_file(), f"no report:\n{outcome.stdout}\n{outcome.stderr}"
+    data: dict[str, typing.Any] = json.loads(report.read_text())
+    return data
+
+
+def statuses(report: dict[str, typing.Any]) -> dict[str, str]:
+    return {scenario["id"]: scenario["status"] for scenario in report["scenarios"]}
+
+
+# -- tampering ------------------------------------------------------------------------------------
+
+TAMPERING = {
+    # a conftest that turns every failure into a pass, and one that drops failing scenarios
+    "conftest.py": """
+        import pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_makereport(item, call):
+            report = yield
+            report.outcome = "passed"
+            return report
+    """,
+    "scenarios/conftest.py": """
+        def pytest_collection_modifyitems(items):
+            items[:] = [item for item in items if "fall_back" in item.name]
+    """,
+    # scenarios rewritten to pass whatever the app does
+    "scenarios/test_fallback.py": """
+        import pytest
+
+        @pytest.mark.scenario(task="fallback", points=50, title="free points", hint="none")
+        def test_free_points():
+            pass
+    """,
+    # configuration that switches the grader's plugin off, or points it elsewhere
+    "pyproject.toml": """
+        [project]
+        name = "cheat"
+        version = "1"
+        dependencies = []
+
+        [tool.pytest.ini_options]
+        addopts = "-p no:faultfirst -p no:anyio --tasks streaming"
+    """,
+    "pytest.ini": "[pytest]\naddopts = -p no:faultfirst\n",
+    "harness/plugin.py": "raise SystemExit('the submission's harness must never be imported')\n",
+}
+
+
+def test_a_tampering_submission_gets_the_score_it_would_get_without_tampering(
+    tmp_path: Path,
+) -> None:
+    plain = starter_with(tmp_path / "plain")
+    tampered = starter_with(tmp_path / "tampered", files=TAMPERING)
+    faultfirst_grade(plain, *FEW, "--json", tmp_path / "plain.json")
+    faultfirst_grade(tampered, *FEW, "--json", tmp_path / "tampered.json")
+    honest = json.loads((tmp_path / "plain.json").read_text())
+    cheat = json.loads((tmp_path / "tampered.json").read_text())
+    assert statuses(cheat) == statuses(honest)
+    assert cheat["score"] == honest["score"]
+    assert cheat["files"] == honest["files"]  # exercise_app/ alone was graded
+    passed = {id for id, status in statuses(honest).items() if status == "passed"}
+    assert passed == STARTER_FALLBACK_PASSES
+
+
+# -- submissions that go wrong ----------------------------------------------------------------------
+
+
+def test_an_app_that_fails_to_import_is_ungradable_with_one_line_saying_why(
+    tmp_path: Path,
+) -> None:
+    broken = starter_with(tmp_path / "broken", app_py="raise RuntimeError('no config here')")
+    outcome = faultfirst_grade(broken, *FEW, "--json", tmp_path / "grade.json")
+    report = graded(outcome, tmp_path / "grade.json")
+    assert report["status"] == "ungradable"
+    assert set(statuses(report).values()) == {"app did not start"}
+    reasons = {scenario["reason"] for scenario in report["scenarios"]}
+    assert len(reasons) == 1 and "RuntimeError: no config here" in reasons.pop()
+    assert "Traceback" not in outcome.stdout + outcome.stderr
+    assert outcome.returncode == 0  # the grader ran; the score is the candidate's
+
+
+def test_a_missing_dependency_is_named_with_what_to_do(tmp_path: Path) -> None:
+    needy = starter_with(tmp_path / "needy", app_py="import faultfirst_no_such_package")
+    outcome = faultfirst_grade(needy, *FEW, "--json", tmp_path / "grade.json")
+    reason = graded(outcome, tmp_path / "grade.json")["scenarios"][0]["reason"]
+    assert "'faultfirst_no_such_package', which is not installed: pip install it" in reason
+    assert "--install-deps" in reason
+
+
+def test_install_deps_installs_what_the_submission_declares_in_a_throwaway_virtualenv(
+    tmp_path: Path,
+) -> None:
+    wheel = tiny_wheel(tmp_path / "wheels", "faultfirst_tinydep")
+    needy = starter_with(
+        tmp_path / "needy",
+        app_py="import faultfirst_tinydep",
+        files={"requirements.txt": f"faultfirst_tinydep @ {wheel.as_uri()}\n"},
+    )
+    outcome = faultfirst_grade(needy, *FEW, "--install-deps", "--json", tmp_path / "grade.json")
+    report = graded(outcome, tmp_path / "grade.json")
+    assert report["status"] == "graded", outcome.stdout
+    passed = {id for id, status in statuses(report).items() if status == "passed"}
+    assert passed == STARTER_FALLBACK_PASSES
+    assert not list(Path(sys.prefix).glob("lib/*/site-packages/faultfirst_tinydep*"))
+
+
+def test_a_hanging_app_is_stopped_by_the_time_limits_and_keeps_its_results(
+    tmp_path: Path,
+) -> None:
+    hanging = starter_with(
+        tmp_path / "hanging",
+        app_py="""
+            import asyncio
+
+            _starter = app
+
+            async def app(scope, receive, send):  # every request hangs but the health check
+                if scope["type"] == "http" and scope["path"] != "/healthz":
+                    await asyncio.sleep(3600)
+                await _starter(scope, receive, send)
+        """,
+    )
+    started = time.monotonic()
+    limits = ["--scenario-timeout", "2", "--run-timeout", "7"]
+    tasks = ["--tasks", "streaming,fallback", "--public-only"]
+    outcome = faultfirst_grade(hanging, *tasks, *limits, "--json", tmp_path / "grade.json")
+    took = time.monotonic() - started
+    report = graded(outcome, tmp_path / "grade.json")
+    assert report["status"] == "incomplete"
+    seen = statuses(report)
+    assert "timed out" in seen.values() and "not run" in seen.values()
+    assert set(seen.values()) <= {"timed out", "not run", "passed", "failed"}
+    # 7 s of run, plus the grader's own start and stop; far under the 60 s a missed limit costs
+    assert took < 45, f"grading took {took:.0f}s"
+    assert any("the run's time limit of 7s" in s["reason"] for s in report["scenarios"])
+
+
+def test_an_app_that_crashes_mid_scenario_is_graded_app_crashed_and_the_rest_go_on(
+    tmp_path: Path,
+) -> None:
+    crashing = starter_with(
+        tmp_path / "crashing",
+        app_py="""
+            import os
+
+            _starter = app
+
+            async def app(scope, receive, send):  # dies on any question
+                if scope["type"] == "http" and scope["path"].startswith("/api/"):
+                    os._exit(3)
+                await _starter(scope, receive, send)
+        """,
+    )
+    outcome = faultfirst_grade(crashing, *FEW, "--json", tmp_path / "grade.json")
+    report = graded(outcome, tmp_path / "grade.json")
+    crashed = [s for s in report["scenarios"] if s["status"] == "app crashed"]
+    assert len(crashed) == len(report["scenarios"])  # each scenario got a fresh app, and lost it
+    assert all("exited with code 3" in s["reason"] for s in crashed)
+    assert report["status"] == "graded"
+
+
+def test_an_app_that_starts_a_thousand_processes_is_stopped_at_the_limit(tmp_path: Path) -> None:
+    spawner = starter_with(
+        tmp_path / "spawner",
+        app_py="""
+            import subprocess
+
+            _children = [subprocess.Popen(["sleep", "60"]) for _ in range(1000)]
+        """,
+    )
+    started = time.monotonic()
+    outcome = faultfirst_grade(spawner, *FEW, "--json", tmp_path / "grade.json")
+    report = graded(outcome, tmp_path / "grade.json")
+    assert report["status"] == "ungradable"
+    assert "more processes than the limit of 32" in report["scenarios"][0]["reason"]
+    assert time.monotonic() - started < 60
+    leftover = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True)
+    assert leftover.stdout.split() == [], "the app's processes outlived the grade"
+
+
+# -- archives, batches, exit status -----------------------------------------------------------------
+
+
+def test_a_batch_grades_in_parallel_and_a_broken_submission_does_not_stop_it(
+    tmp_path: Path,
+) -> None:
+    starter = starter_with(tmp_path / "alice")
+    archive = tmp_path / "bob.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:  # GitHub's "Download ZIP" shape
+        for file in sorted(starter.rglob("*")):
+            bundle.write(file, Path("bob-main") / file.relative_to(starter))
+    corrupt = tmp_path / "carol.zip"
+    corrupt.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    tables = ["--csv", tmp_path / "table.csv", "--table-json", tmp_path / "table.json"]
+    outcome = faultfirst_grade(starter, archive, corrupt, *FEW, "-j", "2", *tables, "--md", tmp_path / "md")
+    assert outcome.returncode == 3, outcome.stderr  # carol could not be graded
+    table = json.loads((tmp_path / "table.json").read_text())
+    rows = {row["submission"]: row for row in table["submissions"]}
+    assert rows["alice"]["status"] == rows["bob"]["status"] == "graded"
+    assert rows["alice"]["earned"] == rows["bob"]["earned"] > 0
+    assert rows["alice"]["digest"] == rows["bob"]["digest"]
+    assert rows["carol"]["status"] == "not graded" and "zip" in rows["carol"]["reason"]
+    csv_lines = (tmp_path / "table.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("submission,fallback,earned,possible,percentage,status")
+    assert len(csv_lines) == 4
+    assert sorted(path.name for path in (tmp_path / "md").iterdir()) == ["alice.md", "bob.md"]
+    for name in ("alice", "bob", "carol"):
+        assert name in outcome.stdout  # the terminal table
+
+
+def test_min_score_fails_the_exit_status_only_under_it(tmp_path: Path) -> None:
+    broken = starter_with(tmp_path / "broken", app_py="raise RuntimeError('boom')")
+    assert faultfirst_grade(broken, *FEW, "--min-score", "1").returncode == 1
+    assert faultfirst_grade(broken, *FEW, "--min-score", "0").returncode == 0
+
+
+def test_the_step_summary_gets_valid_markdown_appended(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# Earlier step\n\n")
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    starter = starter_with(tmp_path / "starter")
+    outcome = faultfirst_grade(starter, *FEW, "--md", summary, "--junit", tmp_path / "j.xml", env=env)
+    assert outcome.returncode == 0, outcome.stderr
+    text = summary.read_text()
+    assert text.startswith("# Earlier step\n\n## faultfirst: ")
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    tables = [token for token in tokens if token.type == "table_open"]
+    assert len(tables) == 2  # the task table and the table of what to fix
+    headings = [t.content for t, n in zip(tokens, tokens[1:]) if t.type == "inline"]
+    assert any(h.startswith("What to fix") for h in headings)
+    assert (tmp_path / "j.xml").read_text().startswith("<?xml")
+
+
+def test_usage_errors_say_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    outcome = faultfirst_grade(tmp_path, "--tasks", "nonsense")
+    assert outcome.returncode == 2
+    assert outcome.stderr.strip().splitlines() == [
+        "faultfirst grade: unknown task nonsense; choose from streaming, cancellation, retries, "
+        "fallback, metadata, timeouts, jobs, structured, or all"
+    ]
+    missing = faultfirst_grade(tmp_path / "nowhere", *FEW)
+    assert missing.returncode == 3
+    assert "nowhere" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def tiny_wheel(folder: Path, name: str) -> Path:
+    """A pure-Python wheel of an empty package `name`, built by hand: pip installs it with no
+    network and no build backend."""
+    folder.mkdir(parents=True)
+    wheel = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": "",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in {**files, f"{info}/RECORD": record}.items():
+            archive.writestr(path, text)
+    return wheel
