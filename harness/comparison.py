@@ -23,7 +23,9 @@ Json = dict[str, typing.Any]
 
 def tasks_of(outcomes: list[Outcome]) -> list[str]:
     """The tasks graded in any of `outcomes`, in the order of `TASKS`."""
-    seen = {task["id"] for outcome in outcomes if outcome.report for task in outcome.report["tasks"]}
+    seen = {
+        task["id"] for outcome in outcomes if outcome.report for task in outcome.report["tasks"]
+    }
     return [task for task in TASKS if task in seen]
 
 

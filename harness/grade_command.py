@@ -55,7 +55,12 @@ def add_command(commands: typing.Any) -> None:
     reports = command.add_argument_group(
         "reports", "With several submissions, each PATH is a folder: one file per submission."
     )
-    reports.add_argument("--json", metavar="PATH", type=Path, help="the grade as JSON (docs/reports.md)")
+    reports.add_argument(
+        "--json",
+        metavar="PATH",
+        type=Path,
+        help="the grade as JSON (its schema: harness/grading/grade.schema.json)",
+    )
     reports.add_argument(
         "--md",
         metavar="PATH",
@@ -106,7 +111,8 @@ def add_command(commands: typing.Any) -> None:
         type=float,
         default=options.run_timeout,
         metavar="SECONDS",
-        help=f"per submission; scenarios not reached score nothing (default: {options.run_timeout:g})",
+        help="per submission; scenarios not reached score nothing "
+        f"(default: {options.run_timeout:g})",
     )
     limits_group.add_argument(
         "--memory",

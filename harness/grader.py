@@ -1,4 +1,4 @@
-"""Grade submissions as an interviewer does: each in a child pytest run of the grader's own scenarios.
+"""Grade submissions as an interviewer does: each in a child pytest run of the grader's scenarios.
 
 A submission is taken apart first (`harness.submission`): only its ``exercise_app/`` reaches the
 work folder, so its own scenarios, conftest.py, pytest configuration and plugins are never seen.
@@ -114,7 +114,9 @@ def grade(
             submission = prepare(source, work)
         except SubmissionError as error:
             return Outcome(name or Path(source).name, str(source), "not graded", str(error))
-        outcome = Outcome(name or submission.name, str(source), "not graded", digest=submission.digest)
+        outcome = Outcome(
+            name or submission.name, str(source), "not graded", digest=submission.digest
+        )
         try:
             python = _python_for(submission, work, options)
             _run(submission, work, options, python, outcome, reports or {}, echo, cancel)
@@ -166,7 +168,9 @@ def _command(
     submission: Submission, work: Path, options: Options, python: str, written: dict[str, Path]
 ) -> list[str]:
     config = work / "pytest.ini"
-    config.write_text("[pytest]\n")  # nobody's configuration: not the grader's, not the submission's
+    config.write_text(
+        "[pytest]\n"
+    )  # nobody's configuration: not the grader's, not the submission's
     command = [sys.executable, "-m", "pytest", str(SCENARIOS)]
     if options.public_only:
         command += ["--ignore", str(HIDDEN)]
@@ -176,7 +180,10 @@ def _command(
     command += ["-q", "--no-header", "--tb=no", "-rN", "--color=no"]
     command += ["--submission", str(submission.folder), "--submission-label", submission.name]
     command += ["--app-mode", "subprocess", "--app-python", python]
-    command += [f"--app-memory={options.limits.memory_mb}", f"--app-cpu={options.limits.cpu_seconds}"]
+    command += [
+        f"--app-memory={options.limits.memory_mb}",
+        f"--app-cpu={options.limits.cpu_seconds}",
+    ]
     command += [f"--app-processes={options.limits.processes}"]
     command += [f"--scenario-timeout={options.scenario_timeout:g}"]
     command += [f"--run-timeout={options.run_timeout:g}", f"--fault-seed={options.seed}"]

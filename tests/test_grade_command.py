@@ -115,7 +115,7 @@ def test_a_tampering_submission_gets_the_score_it_would_get_without_tampering(
     assert passed == STARTER_FALLBACK_PASSES
 
 
-# -- submissions that go wrong ----------------------------------------------------------------------
+# -- submissions that go wrong --------------------------------------------------------------------
 
 
 def test_an_app_that_fails_to_import_is_ungradable_with_one_line_saying_why(
@@ -231,7 +231,7 @@ def test_an_app_that_starts_a_thousand_processes_is_stopped_at_the_limit(tmp_pat
     assert leftover.stdout.split() == [], "the app's processes outlived the grade"
 
 
-# -- archives, batches, exit status -----------------------------------------------------------------
+# -- archives, batches, exit status ---------------------------------------------------------------
 
 
 def test_a_batch_grades_in_parallel_and_a_broken_submission_does_not_stop_it(
@@ -244,20 +244,23 @@ def test_a_batch_grades_in_parallel_and_a_broken_submission_does_not_stop_it(
             bundle.write(file, Path("bob-main") / file.relative_to(starter))
     corrupt = tmp_path / "carol.zip"
     corrupt.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    checkout = git_checkout(starter_with(tmp_path / "dave"))
     tables = ["--csv", tmp_path / "table.csv", "--table-json", tmp_path / "table.json"]
-    outcome = faultfirst_grade(starter, archive, corrupt, *FEW, "-j", "2", *tables, "--md", tmp_path / "md")
+    submissions = [starter, archive, corrupt, checkout]
+    outcome = faultfirst_grade(*submissions, *FEW, "-j", "2", *tables, "--md", tmp_path / "md")
     assert outcome.returncode == 3, outcome.stderr  # carol could not be graded
     table = json.loads((tmp_path / "table.json").read_text())
     rows = {row["submission"]: row for row in table["submissions"]}
-    assert rows["alice"]["status"] == rows["bob"]["status"] == "graded"
-    assert rows["alice"]["earned"] == rows["bob"]["earned"] > 0
-    assert rows["alice"]["digest"] == rows["bob"]["digest"]
+    assert rows["alice"]["status"] == rows["bob"]["status"] == rows["dave"]["status"] == "graded"
+    assert rows["alice"]["earned"] == rows["bob"]["earned"] == rows["dave"]["earned"] > 0
+    assert rows["alice"]["digest"] == rows["bob"]["digest"] == rows["dave"]["digest"]
     assert rows["carol"]["status"] == "not graded" and "zip" in rows["carol"]["reason"]
     csv_lines = (tmp_path / "table.csv").read_text().splitlines()
     assert csv_lines[0].startswith("submission,fallback,earned,possible,percentage,status")
-    assert len(csv_lines) == 4
-    assert sorted(path.name for path in (tmp_path / "md").iterdir()) == ["alice.md", "bob.md"]
-    for name in ("alice", "bob", "carol"):
+    assert len(csv_lines) == 5
+    written = sorted(path.name for path in (tmp_path / "md").iterdir())
+    assert written == ["alice.md", "bob.md", "dave.md"]
+    for name in ("alice", "bob", "carol", "dave"):
         assert name in outcome.stdout  # the terminal table
 
 
@@ -272,7 +275,9 @@ def test_the_step_summary_gets_valid_markdown_appended(tmp_path: Path) -> None:
     summary.write_text("# Earlier step\n\n")
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
     starter = starter_with(tmp_path / "starter")
-    outcome = faultfirst_grade(starter, *FEW, "--md", summary, "--junit", tmp_path / "j.xml", env=env)
+    outcome = faultfirst_grade(
+        starter, *FEW, "--md", summary, "--junit", tmp_path / "j.xml", env=env
+    )
     assert outcome.returncode == 0, outcome.stderr
     text = summary.read_text()
     assert text.startswith("# Earlier step\n\n## faultfirst: ")
@@ -296,6 +301,14 @@ def test_usage_errors_say_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     assert "nowhere" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def git_checkout(folder: Path) -> Path:
+    """`folder` made a git repository with everything committed."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(folder)]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "solution"]):
+        subprocess.run([*git, *command], check=True, capture_output=True, timeout=30)
+    return folder
+
+
 def tiny_wheel(folder: Path, name: str) -> Path:
     """A pure-Python wheel of an empty package `name`, built by hand: pip installs it with no
     network and no build backend."""
@@ -305,7 +318,9 @@ def tiny_wheel(folder: Path, name: str) -> Path:
     files = {
         f"{name}/__init__.py": "",
         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
     with zipfile.ZipFile(wheel, "w") as archive:

@@ -79,7 +79,9 @@ class GradingSession:
                 )
             other = names.setdefault(scenario.id, item.nodeid.split("[")[0])
             if other != item.nodeid.split("[")[0]:
-                raise marks.MarkError(f"{item.nodeid}: another scenario is named {scenario.id} ({other})")
+                raise marks.MarkError(
+                    f"{item.nodeid}: another scenario is named {scenario.id} ({other})"
+                )
             if scenario.task in self.grade.tasks:
                 self._scenarios[item.nodeid] = scenario
             else:
@@ -115,7 +117,9 @@ class GradingSession:
         """Grade every scenario that was to run and did not as `not run`."""
         graded = {result.scenario.id for result in self.grade.results}
         if self.run_expired is not None:
-            reason = f"the run's time limit of {self.run_expired:g}s passed before this scenario ran"
+            reason = (
+                f"the run's time limit of {self.run_expired:g}s passed before this scenario ran"
+            )
         else:
             reason = "the run was stopped before this scenario ran"
         for item in self._to_run:
@@ -178,7 +182,11 @@ class GradingSession:
         """Turn a scenario's setup or call report into its result, and make the report say it
         for people (the reason and hint instead of a traceback)."""
         scenario = self._scenarios[item.nodeid]
-        if report.when == "teardown" or (report.when == "setup" and report.passed) or report.skipped:
+        if (
+            report.when == "teardown"
+            or (report.when == "setup" and report.passed)
+            or report.skipped
+        ):
             return
         if report.passed and not (run is not None and run.timed_out):
             status, reason = Status.PASSED, ""
@@ -215,8 +223,15 @@ def classify(
     or ours."""
     if run is not None and run.timed_out:
         if run_limit is not None:
-            return Status.TIMED_OUT, f"the run's time limit of {run_limit:g}s passed during this scenario, so the app was stopped"
-        return Status.TIMED_OUT, f"the scenario was still running after {limit:g}s, so the app was stopped"
+            return (
+                Status.TIMED_OUT,
+                f"the run's time limit of {run_limit:g}s passed during this scenario, "
+                "so the app was stopped",
+            )
+        return (
+            Status.TIMED_OUT,
+            f"the scenario was still running after {limit:g}s, so the app was stopped",
+        )
     error = _innermost(excinfo.value) if excinfo is not None else None
     # A connection the app dropped may be seen before its process is seen to end.
     crashed = _exit_reason(run, wait=1.0 if isinstance(error, httpx.TransportError) else 0.0)
