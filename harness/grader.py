@@ -209,6 +209,7 @@ def _run_child(
         if not name.startswith("PYTEST_") and name != "PYTHONPATH"
     }
     environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    environment["PYTHONPATH"] = str(ROOT)  # the child grades with this very harness
     process = subprocess.Popen(
         command,
         cwd=work,
