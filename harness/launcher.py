@@ -138,12 +138,7 @@ class AppProcess:
             return None
         if self._stopping.is_set():
             return None
-        if self._limit_hit is not None:
-            return self._limit_hit
-        if code < 0:
-            limits = self.limits or sandbox.Limits()
-            return f"the app's process ended: {limits.explain_signal(-code)}"
-        return f"the app's process exited with code {code}: {self._reason()}"
+        return self._why_ended(code, starting=False)
 
     @property
     def url(self) -> str:
@@ -175,14 +170,26 @@ class AppProcess:
     def _wait_until_healthy(self, timeout: float) -> None:
         def exited() -> str | None:
             assert self._process is not None
-            if self._process.poll() is None:
+            code = self._process.poll()
+            if code is None:
                 return None
-            return self._limit_hit or f"the app exited while starting: {self._reason()}"
+            return self._why_ended(code, starting=True)
 
         wait_until_healthy(self.url, timeout, exited, self._reason)
 
     def _reason(self) -> str:
         return explain(last_error_line(self.output()))
+
+    def _why_ended(self, code: int, *, starting: bool) -> str:
+        if self._limit_hit is not None:
+            return self._limit_hit
+        if code < 0:
+            limits = self.limits or sandbox.Limits()
+            when = "while starting" if starting else "during the scenario"
+            return f"the app's process ended {when}: {limits.explain_signal(-code)}"
+        if starting:
+            return f"the app exited while starting: {self._reason()}"
+        return f"the app's process exited with code {code}: {self._reason()}"
 
     def _watch_processes(self, limits: sandbox.Limits) -> None:
         assert self._process is not None

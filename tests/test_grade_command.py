@@ -227,7 +227,7 @@ def test_an_app_that_starts_a_thousand_processes_is_stopped_at_the_limit(tmp_pat
     assert report["status"] == "ungradable"
     assert "more processes than the limit of 32" in report["scenarios"][0]["reason"]
     assert time.monotonic() - started < 60
-    leftover = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True, text=True)
     assert leftover.stdout.split() == [], "the app's processes outlived the grade"
 
 
