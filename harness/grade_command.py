@@ -21,6 +21,7 @@ from .sandbox import Limits
 EXIT_UNDER_MIN_SCORE = 1
 EXIT_GRADER_ERROR = 2
 EXIT_NOT_GRADED = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
 def add_command(commands: typing.Any) -> None:
@@ -150,10 +151,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_GRADER_ERROR
     sources = args.submissions or [str(grader.ROOT)]
     names = _unique_names(sources)
-    if len(sources) == 1:
-        outcomes = [_grade_one(sources[0], names[0], options, args)]
-    else:
-        outcomes = _grade_batch(sources, names, options, args)
+    try:
+        if len(sources) == 1:
+            outcomes = [_grade_one(sources[0], names[0], options, args)]
+        else:
+            outcomes = _grade_batch(sources, names, options, args)
+    except KeyboardInterrupt:  # the grading children are gone already (see grader._run_child)
+        print("\nfaultfirst grade: interrupted; no report was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.csv is not None:
         comparison.write_csv(args.csv, outcomes)
     if args.table_json is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -47,6 +48,22 @@ def starter_with(folder: Path, *, app_py: str = "", files: dict[str, str] | None
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
         (folder / path).write_text(textwrap.dedent(text))
     return folder
+
+
+def on_questions(statement: str) -> str:
+    """Code to append to the starter's app.py: it runs `statement` first on every request to
+    ``/api/`` (``asyncio`` and ``os`` imported), and then, if it returns, the starter."""
+    return f"""
+        import asyncio
+        import os
+
+        _starter = app
+
+        async def app(scope, receive, send):
+            if scope["type"] == "http" and scope["path"].startswith("/api/"):
+                {statement}
+            await _starter(scope, receive, send)
+    """
 
 
 def graded(outcome: subprocess.CompletedProcess[str], report: Path) -> dict[str, typing.Any]:
@@ -160,19 +177,7 @@ def test_install_deps_installs_what_the_submission_declares_in_a_throwaway_virtu
 def test_a_hanging_app_is_stopped_by_the_time_limits_and_keeps_its_results(
     tmp_path: Path,
 ) -> None:
-    hanging = starter_with(
-        tmp_path / "hanging",
-        app_py="""
-            import asyncio
-
-            _starter = app
-
-            async def app(scope, receive, send):  # every request hangs but the health check
-                if scope["type"] == "http" and scope["path"] != "/healthz":
-                    await asyncio.sleep(3600)
-                await _starter(scope, receive, send)
-        """,
-    )
+    hanging = starter_with(tmp_path / "hanging", app_py=on_questions("await asyncio.sleep(3600)"))
     started = time.monotonic()
     limits = ["--scenario-timeout", "2", "--run-timeout", "7"]
     tasks = ["--tasks", "streaming,fallback", "--public-only"]
@@ -191,19 +196,7 @@ def test_a_hanging_app_is_stopped_by_the_time_limits_and_keeps_its_results(
 def test_an_app_that_crashes_mid_scenario_is_graded_app_crashed_and_the_rest_go_on(
     tmp_path: Path,
 ) -> None:
-    crashing = starter_with(
-        tmp_path / "crashing",
-        app_py="""
-            import os
-
-            _starter = app
-
-            async def app(scope, receive, send):  # dies on any question
-                if scope["type"] == "http" and scope["path"].startswith("/api/"):
-                    os._exit(3)
-                await _starter(scope, receive, send)
-        """,
-    )
+    crashing = starter_with(tmp_path / "crashing", app_py=on_questions("os._exit(3)"))
     outcome = faultfirst_grade(crashing, *FEW, "--json", tmp_path / "grade.json")
     report = graded(outcome, tmp_path / "grade.json")
     crashed = [s for s in report["scenarios"] if s["status"] == "app crashed"]
@@ -327,3 +320,47 @@ def tiny_wheel(folder: Path, name: str) -> Path:
         for path, text in {**files, f"{info}/RECORD": record}.items():
             archive.writestr(path, text)
     return wheel
+
+
+def test_ctrl_c_stops_the_grade_and_every_process_it_started(tmp_path: Path) -> None:
+    hanging = starter_with(tmp_path / "hanging", app_py=on_questions("await asyncio.sleep(3600)"))
+    work = tmp_path / "work"  # the grade's work folders go here, and so its apps' command lines
+    work.mkdir()
+    command = [sys.executable, "-m", "harness.cli", "grade", str(hanging), *FEW]
+    grading = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(work)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not processes_mentioning(work, "harness.sandbox") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_mentioning(work, "harness.sandbox"), "no app was started"
+        grading.send_signal(signal.SIGINT)
+        _, errors = grading.communicate(timeout=30)
+    finally:
+        grading.kill()
+    assert grading.returncode == 130
+    assert errors.strip().splitlines() == ["faultfirst grade: interrupted; no report was written"]
+    deadline = time.monotonic() + 5  # the apps die with the grading child: at once, not at exit
+    while processes_mentioning(work) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_mentioning(work) == []
+
+
+def processes_mentioning(folder: Path, *words: str) -> list[int]:
+    """The processes whose command line names something in `folder`, and holds `words`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        wanted = [os.fsencode(folder), *map(os.fsencode, words)]
+        if entry.name.isdigit() and all(word in cmdline for word in wanted):
+            found.append(int(entry.name))
+    return found

@@ -25,62 +25,12 @@ from harness.grading.reports import (
     write_json,
     write_markdown,
 )
-from harness.grading.results import Grade, ScenarioResult, Status
+from harness.grading.results import Grade, Status
 from harness.grading.scoreboard import scoreboard
 
+from grades import result, retried, retries
+
 STARTED_AT = 1_700_000_000.0  # 2023-11-14T22:13:20Z
-
-
-def attempt(number: int, **fields: typing.Any) -> Attempt:
-    values: dict[str, typing.Any] = {
-        "number": number,
-        "model": "fake-large",
-        "stream": True,
-        "fault": "error(503)" if number == 1 else "none",
-        "status": 503 if number == 1 else 200,
-        "outcome": "rejected" if number == 1 else "completed",
-        "at": 0.1 * number,
-        "gap": None if number == 1 else 0.1,
-        "first_token": None if number == 1 else 0.1 * number + 0.05,
-        "ended": 0.1 * number + 0.2,
-        "tokens": 0 if number == 1 else 12,
-        "hung_up": None,
-    }
-    values.update(fields)
-    return Attempt(**values)
-
-
-def result(
-    name: str,
-    status: Status,
-    *,
-    task: str = "retries",
-    points: int = 2,
-    reason: str = "",
-    attempts: int = 0,
-    user_left: tuple[float, ...] = (),
-    bonus: bool = False,
-    hidden: bool = False,
-    hint: str = "",
-) -> ScenarioResult:
-    scenario = Scenario(
-        id=name,
-        task=task,
-        points=points,
-        title=f"Title of {name}",
-        hint=hint or f"Hint for {name}.",
-        bonus=bonus,
-        hidden=hidden,
-    )
-    made = [attempt(number) for number in range(1, attempts + 1)]
-    billed = sum(a.tokens for a in made)
-    evidence = Evidence(
-        attempts=made,
-        user_left=list(user_left),
-        tokens_billed=billed,
-        tokens_unread=billed // 2,
-    )
-    return ScenarioResult(scenario, status, reason, evidence, duration=0.25)
 
 
 def sample_grade() -> Grade:
@@ -98,8 +48,7 @@ def sample_grade() -> Grade:
             Status.FAILED,
             task="streaming",
             reason="expected `event: error` | got nothing\nthe stream just stopped",
-            attempts=3,
-            user_left=(0.5,),
+            evidence=retries(3, user_left=[0.5]),
         ),
         result("retry_after", Status.TIMED_OUT, reason="stopped after 10s", attempts=4),
         result("backoff_capped", Status.HARNESS_ERROR, points=1, reason="fixture crashed"),
@@ -247,7 +196,7 @@ def test_the_json_says_what_the_grade_says() -> None:
     assert error_event["hint"] == "Hint for error_event."
     assert error_event["reason"].startswith("expected `event: error` | got nothing")
     assert error_event["evidence"]["user_left"] == [0.5]
-    assert error_event["evidence"]["attempts"][1] == dataclasses.asdict(attempt(2))
+    assert error_event["evidence"]["attempts"][1] == dataclasses.asdict(retried(2))
 
 
 def test_harness_errors_do_not_count_in_what_was_possible() -> None:
