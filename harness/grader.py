@@ -143,7 +143,7 @@ def _run(
     cancel: threading.Event | None,
 ) -> None:
     written = {kind: work / f"report-{kind}{SUFFIXES[kind]}" for kind in {"json", *reports}}
-    command = _command(submission, work, options, python, written)
+    command = _command(submission, work, options, python, written, outcome.name)
     limit = options.run_timeout + REPORT_GRACE
     cancel = cancel or threading.Event()
     outcome.output, killed = _run_child(command, work, limit, echo, cancel)
@@ -165,12 +165,15 @@ def _run(
 
 
 def _command(
-    submission: Submission, work: Path, options: Options, python: str, written: dict[str, Path]
+    submission: Submission,
+    work: Path,
+    options: Options,
+    python: str,
+    written: dict[str, Path],
+    label: str,
 ) -> list[str]:
-    config = work / "pytest.ini"
-    config.write_text(
-        "[pytest]\n"
-    )  # nobody's configuration: not the grader's, not the submission's
+    config = work / "pytest.ini"  # nobody's configuration: not the grader's, not the submission's
+    config.write_text("[pytest]\n")
     command = [sys.executable, "-m", "pytest", str(SCENARIOS)]
     if options.public_only:
         command += ["--ignore", str(HIDDEN)]
@@ -178,7 +181,7 @@ def _command(
         command += ["-p", plugin]
     command += ["-p", "no:cacheprovider", "-c", str(config), "--rootdir", str(ROOT)]
     command += ["-q", "--no-header", "--tb=no", "-rN", "--color=no"]
-    command += ["--submission", str(submission.folder), "--submission-label", submission.name]
+    command += ["--submission", str(submission.folder), "--submission-label", label]
     command += ["--app-mode", "subprocess", "--app-python", python]
     command += [
         f"--app-memory={options.limits.memory_mb}",

@@ -7,7 +7,7 @@ import typing
 
 from harness.grading.evidence import Attempt, Evidence
 from harness.grading.marks import Scenario
-from harness.grading.results import ScenarioResult, Status
+from harness.grading.results import Grade, ScenarioResult, Status
 
 
 def attempt(number: int, **fields: typing.Any) -> Attempt:
@@ -70,6 +70,13 @@ def scenario(
     )
 
 
+def new_grade(submission: str = "submissions/ada-lovelace.zip", duration: float = 12.345) -> Grade:
+    """A grade with no results yet, of the run the sample grades describe: tests check its
+    submission, seed and duration in every report."""
+    tasks = ("streaming", "retries", "fallback")
+    return Grade(submission, tasks, seed=7, app_mode="subprocess", duration=duration)
+
+
 def result(
     name: str,
     status: Status,
@@ -78,17 +85,9 @@ def result(
     evidence: Evidence | None = None,
     attempts: int = 0,
     duration: float = 1.5,
-    task: str = "retries",
-    points: int = 2,
-    title: str = "",
-    hint: str = "",
-    bonus: bool = False,
-    hidden: bool = False,
+    **marks: typing.Any,
 ) -> ScenarioResult:
-    """The result of `scenario(name, ...)`; its evidence is `evidence`, else `retries(attempts)`.
-    It lasts past its calls, so that a call still open is drawn to its end."""
-    marks = scenario(
-        name, task=task, points=points, title=title, hint=hint, bonus=bonus, hidden=hidden
-    )
+    """The result of `scenario(name, **marks)`; its evidence is `evidence`, else
+    `retries(attempts)`. It lasts past its calls, so that a call still open is drawn to its end."""
     made = evidence if evidence is not None else retries(attempts)
-    return ScenarioResult(marks, status, reason, made, duration=duration)
+    return ScenarioResult(scenario(name, **marks), status, reason, made, duration=duration)

@@ -8,10 +8,11 @@ import json
 import typing
 from pathlib import Path
 
-from harness.grading.evidence import Attempt, Evidence
+from grades import attempt, new_grade, result
+
+from harness.grading.evidence import Evidence
 from harness.grading.gradescope import gradescope_results, write_gradescope
-from harness.grading.marks import Scenario
-from harness.grading.results import Grade, ScenarioResult, Status
+from harness.grading.results import Grade, Status
 
 # The fields Gradescope's specification documents, and what they hold.
 TOP_FIELDS = {
@@ -44,40 +45,13 @@ VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
 FORMATS = {"text", "simple_format", "html", "md", "ansi"}
 
 
-def result(
-    name: str,
-    status: Status,
-    *,
-    task: str = "retries",
-    points: int = 2,
-    reason: str = "",
-    hidden: bool = False,
-    bonus: bool = False,
-    evidence: Evidence | None = None,
-) -> ScenarioResult:
-    scenario = Scenario(
-        id=name,
-        task=task,
-        points=points,
-        title=f"Title of {name}",
-        hint=f"Hint for {name}.",
-        bonus=bonus,
-        hidden=hidden,
-    )
-    return ScenarioResult(scenario, status, reason, evidence or Evidence(), duration=0.5)
-
-
 def two_calls() -> Evidence:
     """A 503, then the fallback answering after the user had gone."""
-    common: dict[str, typing.Any] = {"stream": False, "hung_up": None}
     return Evidence(
         attempts=[
-            Attempt(number=1, model="fake-large", fault="error 503", status=503,
-                    outcome="completed", at=0.03, gap=None, first_token=None, ended=0.034,
-                    tokens=0, **common),
-            Attempt(number=2, model="fake-small", fault="none", status=200,
-                    outcome="completed", at=0.25, gap=0.22, first_token=0.26, ended=0.3,
-                    tokens=12, **common),
+            attempt(1, stream=False, fault="error 503", status=503, at=0.03, ended=0.034),
+            attempt(2, model="fake-small", stream=False, at=0.25, gap=0.22, first_token=0.26,
+                    ended=0.3, tokens=12),
         ],
         user_left=[0.2],
         tokens_billed=12,
@@ -86,13 +60,7 @@ def two_calls() -> Evidence:
 
 
 def sample_grade() -> Grade:
-    grade = Grade(
-        submission="submissions/ada.zip",
-        tasks=("streaming", "retries", "fallback"),
-        seed=7,
-        app_mode="subprocess",
-        duration=12.6,
-    )
+    grade = new_grade(submission="submissions/ada.zip", duration=12.6)
     for made in [
         result("streams", Status.PASSED, task="streaming", points=3),
         result("hidden_stream", Status.PASSED, task="streaming", hidden=True),

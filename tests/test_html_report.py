@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from grades import attempt, new_grade
+from grades import result as scenario_result  # `result` names the loop variables here
+
 from harness.grading.evidence import Evidence
 from harness.grading.html_report import MAX_ROWS, grade_html, write_html
 from harness.grading.results import Grade, Status
-
-from grades import attempt, result
 
 STARTED_AT = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 XSS = "<script>alert(1)</script>"
@@ -126,41 +127,35 @@ def backoff_evidence() -> Evidence:
 
 
 def sample_grade() -> Grade:
-    grade = Grade(
-        submission="submissions/ada-lovelace.zip",
-        tasks=("streaming", "retries", "fallback"),
-        seed=7,
-        app_mode="subprocess",
-        duration=12.345,
-    )
+    grade = new_grade()
     answered = Evidence(
         attempts=[attempt(1, at=0.02, first_token=0.05, ended=0.3, tokens=12)],
         tokens_billed=12,
     )
     for made in [
-        result("streams_tokens", Status.PASSED, task="streaming", evidence=answered),
-        result(
+        scenario_result("streams_tokens", Status.PASSED, task="streaming", evidence=answered),
+        scenario_result(
             "backoff_waits",
             Status.FAILED,
             points=3,
             reason="the app ran on for 1.2 s after the user left",
             evidence=backoff_evidence(),
         ),
-        result(
+        scenario_result(
             "hung_model",
             Status.TIMED_OUT,
             reason="stopped after 10 s",
             evidence=Evidence(attempts=[attempt(1, fault="hang", status=None, at=0.02)]),
         ),
-        result(
+        scenario_result(
             "falls_back",
             Status.APP_DID_NOT_START,
             task="fallback",
             reason="the app exited with code 1: ImportError",
         ),
-        result("fixture_broke", Status.HARNESS_ERROR, reason="KeyError: 'x'"),
-        result("breaker", Status.FAILED, task="fallback", hidden=True, reason="none"),
-        result("fallback_bonus", Status.PASSED, task="fallback", points=1, bonus=True),
+        scenario_result("fixture_broke", Status.HARNESS_ERROR, reason="KeyError: 'x'"),
+        scenario_result("breaker", Status.FAILED, task="fallback", hidden=True, reason="none"),
+        scenario_result("fallback_bonus", Status.PASSED, task="fallback", points=1, bonus=True),
     ]:
         grade.add(made)
     return grade
@@ -268,7 +263,7 @@ def test_each_status_has_its_own_look() -> None:
     this test is the reminder to give it one."""
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="thread")
     for status in Status:
-        grade.add(result(status.name.lower(), status, reason="why"))
+        grade.add(scenario_result(status.name.lower(), status, reason="why"))
     _, page = parse(grade)
     badges = {s: page.scenario(s.name.lower()).all("span", "badge")[0] for s in Status}
     looks = {status: badge.classes[1] for status, badge in badges.items()}
@@ -283,7 +278,7 @@ def test_an_unknown_status_renders_plainly() -> None:
         FLAKY = "flaky <maybe>"
 
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="thread")
-    grade.add(result("flakes", typing.cast(Status, Later.FLAKY), reason="it varies"))
+    grade.add(scenario_result("flakes", typing.cast(Status, Later.FLAKY), reason="it varies"))
     text, page = parse(grade)
     card = page.scenario("flakes")
     (badge,) = card.all("span", "badge")
@@ -308,7 +303,7 @@ def test_text_from_the_grade_is_escaped() -> None:
     evidence = Evidence(attempts=[attempt(1, model=XSS, fault=XSS, at=0.1, ended=0.2)])
     grade = Grade(submission=XSS, tasks=("retries",), seed=0, app_mode=XSS)
     grade.add(
-        result(
+        scenario_result(
             "xss", Status.FAILED, reason=XSS, title=XSS, hint=XSS, evidence=evidence
         )
     )
@@ -326,7 +321,7 @@ def test_quotes_in_the_grade_do_not_break_out_of_attributes() -> None:
     sneaky = 'x" onmouseover="alert(1)'
     evidence = Evidence(attempts=[attempt(1, model=sneaky, at=0.1, ended=0.2)])
     grade = Grade(submission=sneaky, tasks=("retries",), seed=0, app_mode="thread")
-    grade.add(result(sneaky, Status.FAILED, reason=sneaky, evidence=evidence))
+    grade.add(scenario_result(sneaky, Status.FAILED, reason=sneaky, evidence=evidence))
     _, page = parse(grade)
     handlers = [
         name for node in page.root.every_node() for name in node.attrs if name.startswith("on")
@@ -373,7 +368,7 @@ def test_bars_are_coloured_by_what_became_of_the_call() -> None:
         ]
     )
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="thread")
-    grade.add(result("broken", Status.FAILED, evidence=broken))
+    grade.add(scenario_result("broken", Status.FAILED, evidence=broken))
     _, page = parse(grade)
     bars = chart(page, "broken").all("rect", "bar")
     assert [bar.classes[1] for bar in bars] == ["failed", "failed", "other"]
@@ -446,8 +441,8 @@ def test_a_late_burst_of_calls_is_not_squeezed_into_the_edge() -> None:
     )
     short = Evidence(attempts=[attempt(1, fault="error 503", status=503, at=5.0, ended=5.001)])
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="thread")
-    grade.add(result("late", Status.FAILED, evidence=late))
-    grade.add(result("short", Status.FAILED, evidence=short))
+    grade.add(scenario_result("late", Status.FAILED, evidence=late))
+    grade.add(scenario_result("short", Status.FAILED, evidence=short))
     _, page = parse(grade)
     late_ticks = [float(node.content) for node in chart(page, "late").all("text", "tick")]
     assert 5.0 <= late_ticks[0] < 5.2
@@ -460,7 +455,7 @@ def test_a_late_burst_of_calls_is_not_squeezed_into_the_edge() -> None:
 def test_a_user_who_left_with_no_call_made_is_still_told() -> None:
     grade = Grade(submission="x", tasks=("cancellation",), seed=0, app_mode="thread")
     grade.add(
-        result(
+        scenario_result(
             "left_early", Status.FAILED, task="cancellation", evidence=Evidence(user_left=[0.036])
         )
     )
@@ -478,7 +473,7 @@ def test_very_many_calls_are_drawn_up_to_a_limit() -> None:
         ]
     )
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="thread")
-    grade.add(result("storm", Status.FAILED, evidence=many))
+    grade.add(scenario_result("storm", Status.FAILED, evidence=many))
     _, page = parse(grade)
     assert len(chart(page, "storm").all("rect", "bar")) == MAX_ROWS
     assert "5 more calls are not drawn" in page.scenario("storm").content
@@ -495,11 +490,11 @@ def test_pictures_use_their_own_pattern_ids() -> None:
 
 def test_an_ungradable_or_incomplete_grade_says_so() -> None:
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="subprocess")
-    grade.add(result("a", Status.APP_DID_NOT_START, reason="exit 1"))
+    grade.add(scenario_result("a", Status.APP_DID_NOT_START, reason="exit 1"))
     _, page = parse(grade)
     (banner,) = page.root.all("p", "banner")
     assert "could not be graded" in banner.content
-    grade.add(result("b", Status.NOT_RUN, reason="the run's time limit passed"))
+    grade.add(scenario_result("b", Status.NOT_RUN, reason="the run's time limit passed"))
     _, page = parse(grade)
     (banner,) = page.root.all("p", "banner")
     assert "stopped before every scenario ran" in banner.content

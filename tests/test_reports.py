@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from grades import new_grade, result, retried, retries
 
 import harness
 from harness.fake_llm import Call
@@ -28,19 +29,11 @@ from harness.grading.reports import (
 from harness.grading.results import Grade, Status
 from harness.grading.scoreboard import scoreboard
 
-from grades import result, retried, retries
-
 STARTED_AT = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
 def sample_grade() -> Grade:
-    grade = Grade(
-        submission="submissions/ada-lovelace.zip",
-        tasks=("streaming", "retries", "fallback"),
-        seed=7,
-        app_mode="subprocess",
-        duration=12.345,
-    )
+    grade = new_grade()
     for made in [
         result("streams_tokens", Status.PASSED, task="streaming", points=3, attempts=2),
         result(
