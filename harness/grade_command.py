@@ -14,7 +14,7 @@ import threading
 import typing
 from pathlib import Path
 
-from . import comparison, grader
+from . import comparison, grader, sandbox
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .sandbox import Limits
 
@@ -115,27 +115,15 @@ def add_command(commands: typing.Any) -> None:
         help="per submission; scenarios not reached score nothing "
         f"(default: {options.run_timeout:g})",
     )
-    limits_group.add_argument(
-        "--memory",
-        type=int,
-        default=limits.memory_mb,
-        metavar="MB",
-        help=f"memory each app process may map (default: {limits.memory_mb})",
-    )
-    limits_group.add_argument(
-        "--cpu",
-        type=int,
-        default=limits.cpu_seconds,
-        metavar="SECONDS",
-        help=f"CPU time each app process may use (default: {limits.cpu_seconds})",
-    )
-    limits_group.add_argument(
-        "--processes",
-        type=int,
-        default=limits.processes,
-        metavar="N",
-        help=f"processes an app may have at once (default: {limits.processes})",
-    )
+    for option in sandbox.OPTIONS:
+        default = getattr(limits, option.field)
+        limits_group.add_argument(
+            f"--{option.flag}",
+            type=int,
+            default=default,
+            metavar=option.metavar,
+            help=f"{option.help} (default: {default})",
+        )
     command.add_argument(
         "--seed", type=int, default=0, help="seed for the fake provider's faults (default: 0)"
     )
@@ -179,7 +167,7 @@ def _options(args: argparse.Namespace) -> grader.Options:
         seed=args.seed,
         scenario_timeout=args.scenario_timeout,
         run_timeout=args.run_timeout,
-        limits=Limits(memory_mb=args.memory, cpu_seconds=args.cpu, processes=args.processes),
+        limits=Limits(**{option.field: getattr(args, option.flag) for option in sandbox.OPTIONS}),
         install_deps=args.install_deps,
     )
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__
+from . import __version__, sandbox
 from .app_client import AppClient
 from .app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
@@ -84,27 +84,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "graded 'not run' (default: no limit)",
     )
     limits = Limits()
-    group.addoption(
-        "--app-memory",
-        type=int,
-        default=limits.memory_mb,
-        metavar="MB",
-        help=f"subprocess mode: memory each app process may map (default: {limits.memory_mb})",
-    )
-    group.addoption(
-        "--app-cpu",
-        type=int,
-        default=limits.cpu_seconds,
-        metavar="SECONDS",
-        help=f"subprocess mode: CPU time each app process may use (default: {limits.cpu_seconds})",
-    )
-    group.addoption(
-        "--app-processes",
-        type=int,
-        default=limits.processes,
-        metavar="N",
-        help=f"subprocess mode: processes an app may have at once (default: {limits.processes})",
-    )
+    for option in sandbox.OPTIONS:
+        default = getattr(limits, option.field)
+        group.addoption(
+            f"--app-{option.flag}",
+            type=int,
+            default=default,
+            metavar=option.metavar,
+            help=f"subprocess mode: {option.help} (default: {default})",
+        )
     group.addoption(
         "--app-python",
         default=sys.executable,
@@ -125,9 +113,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--grade-html", metavar="PATH", help="write the grade as one HTML page, with timelines"
     )
-    group.addoption(
-        "--grade-gradescope", metavar="PATH", help="write Gradescope's results.json"
-    )
+    group.addoption("--grade-gradescope", metavar="PATH", help="write Gradescope's results.json")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -145,9 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
     submission = _submission_folder(config)
     mode = config.getoption("app_mode")
     limits = Limits(
-        memory_mb=config.getoption("app_memory"),
-        cpu_seconds=config.getoption("app_cpu"),
-        processes=config.getoption("app_processes"),
+        **{option.field: config.getoption(f"app_{option.flag}") for option in sandbox.OPTIONS}
     )
     python = config.getoption("app_python")
     config.stash[SESSION] = GradingSession(

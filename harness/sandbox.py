@@ -56,6 +56,22 @@ class Limits:
         return f"it was killed by {signal.Signals(signum).name}"
 
 
+class Option(typing.NamedTuple):
+    """One limit as a command-line option, for both `faultfirst grade` and the pytest plugin."""
+
+    field: str  # of `Limits`
+    flag: str  # the option is ``--FLAG`` (``--app-FLAG`` in pytest)
+    metavar: str
+    help: str
+
+
+OPTIONS = (
+    Option("memory_mb", "memory", "MB", "memory each app process may map"),
+    Option("cpu_seconds", "cpu", "SECONDS", "CPU time each app process may use"),
+    Option("processes", "processes", "N", "processes an app may have at once"),
+)
+
+
 def apply(limits: Limits) -> None:
     """Apply `limits` to this process (and so to what it starts), and make it die with its
     parent: an app must not outlive a grader that was killed."""
