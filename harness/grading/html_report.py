@@ -521,38 +521,30 @@ class _Chart:
         ]
 
     def _user_left(self) -> list[str]:
-        lanes = _Lanes(2)
-        parts = []
-        for moment in self.evidence.user_left:
+        if self.evidence.user_left:
             self.kinds.add("left")
-            x = self.x(moment)
-            label = f"user left {_secs(moment)}"
-            parts.append(
-                f'<line class="left-line" x1="{x}" y1="{self.top - 2}" x2="{x}" '
-                f'y2="{self.rows_end + 4}"><title>{_e(label)}</title></line>'
-            )
-            placed = lanes.place(x, len(label) * _CHAR)
-            if placed:
-                lane, start = placed
-                y = 8 + _LANE * lane + 9
-                parts.append(f'<text class="left-label" x="{start:.1f}" y="{y}">{_e(label)}</text>')
-        return parts
+        return self._moments(self.evidence.user_left, "left", "user left", label_y=17)
 
     def _hang_ups(self) -> list[str]:
+        return self._moments(self.hung_ups, "hang", "app hung up", label_y=self.rows_end + 36)
+
+    def _moments(self, moments: list[float], kind: str, what: str, label_y: float) -> list[str]:
+        """A vertical line across the rows at each of `moments`, labelled where there is room
+        (in two lanes, from `label_y` down)."""
         lanes = _Lanes(2)
         parts = []
-        for moment in self.hung_ups:
+        for moment in moments:
             x = self.x(moment)
-            label = f"app hung up {_secs(moment)}"
+            label = f"{what} {_secs(moment)}"
             parts.append(
-                f'<line class="hang-line" x1="{x}" y1="{self.top - 2}" x2="{x}" '
+                f'<line class="{kind}-line" x1="{x}" y1="{self.top - 2}" x2="{x}" '
                 f'y2="{self.rows_end + 4}"><title>{_e(label)}</title></line>'
             )
             placed = lanes.place(x, len(label) * _CHAR)
             if placed:
                 lane, start = placed
-                y = self.rows_end + 34 + _LANE * lane + 2
-                parts.append(f'<text class="hang-label" x="{start:.1f}" y="{y}">{_e(label)}</text>')
+                y = label_y + _LANE * lane
+                parts.append(f'<text class="{kind}-label" x="{start:.1f}" y="{y}">{_e(label)}</text>')
         return parts
 
 
