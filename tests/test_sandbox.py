@@ -87,3 +87,18 @@ def test_without_limits_the_app_runs_plain_uvicorn(tmp_path: Path) -> None:
         command = Path(f"/proc/{app._process.pid}/cmdline").read_bytes().split(b"\0")
         assert command[1:3] == [b"-m", b"uvicorn"]
         assert limits_of(app._process.pid)["Max cpu time"] == "unlimited"
+
+
+def test_the_app_gets_its_settings_and_none_of_the_graders_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-graders-own")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "also-the-graders")
+    with AppProcess(app_folder(tmp_path), {"PRIMARY_MODEL": "fake-large"}, limits=Limits()) as app:
+        assert app._process is not None
+        environ = Path(f"/proc/{app._process.pid}/environ").read_bytes().split(b"\0")
+    names = {entry.split(b"=", 1)[0].decode() for entry in environ if entry}
+    assert "PRIMARY_MODEL" in names
+    assert not names & {"OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY"}
+    passed_through = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONUNBUFFERED"}
+    assert names <= passed_through | {"PRIMARY_MODEL"}
