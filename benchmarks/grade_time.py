@@ -1,9 +1,10 @@
 """How long a full grade of the reference takes: public and hidden scenarios, in one app mode.
 
-    python benchmarks/grade_time.py [--mode subprocess|thread] [--runs 3]
+    python benchmarks/grade_time.py [--mode subprocess|thread|command] [--runs 3]
 
 Prints the wall time of ``pytest scenarios`` against the reference (from starting pytest to its
-exit), the time spent inside the scenarios themselves (nearly all of it waits the scenarios script
+exit; ``--mode command`` times ``faultfirst grade`` instead, which adds taking the submission
+apart, the grading child's clean start and the app's limits), the time spent inside the scenarios themselves (nearly all of it waits the scenarios script
 on purpose: a model thinking or writing, backoffs, Retry-After), and the rest, which is the
 harness's overhead (starting pytest and the fake, starting an app per scenario).
 """
@@ -11,10 +12,13 @@ harness's overhead (starting pytest and the fake, starting an app per scenario).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -24,7 +28,7 @@ from grading_runs import build, grade  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("subprocess", "thread"), default="subprocess")
+    parser.add_argument("--mode", choices=("subprocess", "thread", "command"), default="subprocess")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     walls, inside = [], []
@@ -32,7 +36,10 @@ def main() -> int:
         reference = build("reference", Path(folder))
         for _ in range(args.runs):
             started = time.monotonic()
-            report = grade(reference, mode=args.mode)
+            if args.mode == "command":
+                report = _faultfirst_grade(reference, Path(folder) / "grade.json")
+            else:
+                report = grade(reference, mode=args.mode)
             walls.append(time.monotonic() - started)
             inside.append(sum(s["duration"] for s in report["scenarios"]))
             assert report["score"]["percentage"] == 100, report["score"]
@@ -46,6 +53,13 @@ def main() -> int:
         f"{s['id']} {s['duration']:.2f}s" for s in slowest
     ))
     return 0
+
+
+def _faultfirst_grade(submission: Path, report: Path) -> dict[str, typing.Any]:
+    command = [sys.executable, "-m", "harness.cli", "grade", str(submission), "--json", str(report)]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    data: dict[str, typing.Any] = json.loads(report.read_text())
+    return data
 
 
 def _range(values: list[float]) -> str:
