@@ -17,6 +17,7 @@ from pathlib import Path
 from . import comparison, grader, sandbox
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .sandbox import Limits
+from .submission import ARCHIVES
 
 EXIT_UNDER_MIN_SCORE = 1
 EXIT_GRADER_ERROR = 2
@@ -42,7 +43,8 @@ def add_command(commands: typing.Any) -> None:
         "submissions",
         nargs="*",
         metavar="SUBMISSION",
-        help="a folder holding exercise_app/ (a git checkout is one), or a .zip, .tar.gz or .tgz "
+        help="a folder holding exercise_app/ (a git checkout is one), or a .zip or .tar.gz (.tgz, "
+        ".tar, .tar.bz2, .tar.xz) "
         f"of one (default: the starter bundled with faultfirst, in {grader.ROOT})",
     )
     command.add_argument(
@@ -248,8 +250,10 @@ def _unique_names(sources: list[str]) -> list[str]:
     names: list[str] = []
     for source in sources:
         name = Path(source).resolve().name
-        for suffix in (".tar.gz", ".tgz", ".zip"):
-            name = name.removesuffix(suffix)
+        for suffix in ARCHIVES:  # longest first: .tar.gz before .tar
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
         unique, number = name, 1
         while unique in names:
             number += 1

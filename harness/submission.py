@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 PACKAGE = "exercise_app"
 
 # Suffix (lower case, longest first) -> the kind of archive, as messages name it.
-_ARCHIVES = {
+ARCHIVES = {
     ".tar.gz": "tar.gz",
     ".tar.bz2": "tar.bz2",
     ".tar.xz": "tar.xz",
@@ -218,7 +218,7 @@ class _Reader(typing.Protocol):
 def _archive_kind(path: Path) -> tuple[str, str]:
     """The kind of archive `path` is, by its suffix, and its name without that suffix."""
     lower = path.name.lower()
-    for suffix, kind in _ARCHIVES.items():
+    for suffix, kind in ARCHIVES.items():
         if lower.endswith(suffix) and len(lower) > len(suffix):
             return kind, path.name[: -len(suffix)]
     raise SubmissionError(
