@@ -15,6 +15,8 @@ from starlette.routing import Route
 from .answers import AnswerService
 from .disconnect import cancel_on_disconnect
 from .errors import AnswerError, BadQuestion
+from .extract import Extractor, extract
+from .jobs import Jobs, cancel_job, show_job, start_batch
 from .llm import LLMClient
 from .settings import Settings
 from .streaming import event_stream
@@ -69,8 +71,12 @@ async def read_question(request: Request) -> str:
 async def lifespan(app: Starlette) -> typing.AsyncIterator[None]:
     settings = Settings.from_env()
     llm = LLMClient(settings)
-    app.state.answers = AnswerService(llm, settings)
+    answers = AnswerService(llm, settings)
+    app.state.answers = answers
+    app.state.jobs = Jobs(answers, settings)
+    app.state.extractor = Extractor(llm, settings)
     yield
+    await app.state.jobs.aclose()
     await llm.aclose()
 
 
@@ -80,6 +86,10 @@ app = Starlette(
         Route("/healthz", healthz),
         Route("/api/answer", answer, methods=["POST"]),
         Route("/api/answer/stream", answer_stream, methods=["POST"]),
+        Route("/api/batch", start_batch, methods=["POST"]),
+        Route("/api/jobs/{id}", show_job, methods=["GET"]),
+        Route("/api/jobs/{id}", cancel_job, methods=["DELETE"]),
+        Route("/api/extract", extract, methods=["POST"]),
     ],
     lifespan=lifespan,
 )

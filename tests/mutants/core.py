@@ -1,34 +1,8 @@
-"""Flawed solutions ("mutants"): the reference solution with one realistic mistake each.
-
-A mutant is a few exact text replacements in the built reference (`solutions.build_mutant`), so
-each one reads as the small diff a candidate could have written. The reference stays correct in
-every other respect, which lets a scenario show that it fails on exactly the defect it targets.
-
-An edit's `old` text must occur exactly once in its file when the edit is applied (edits apply in
-order): when the reference changes under a mutant, building the mutant fails loudly instead of
-quietly producing a correct app.
-"""
+"""Mutants of the four core tasks: streaming, cancellation, retries and fallback."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Edit:
-    path: str  # relative to exercise_app/, e.g. "retry.py"
-    old: str
-    new: str
-
-
-@dataclass(frozen=True)
-class Mutant:
-    name: str  # a snake_case id
-    description: str  # the mistake, in one line
-    edits: tuple[Edit, ...]
-    # The scenario ids this mutant must fail (and so the scenarios that catch it).
-    expected_failures: frozenset[str] = frozenset()
-
+from .edits import Edit, Mutant
 
 # -- streaming ------------------------------------------------------------------------------------
 

@@ -1,0 +1,21 @@
+"""What a mutant is: a few exact text replacements in the built reference solution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: str  # relative to exercise_app/, e.g. "retry.py"
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # a snake_case id
+    description: str  # the mistake, in one line
+    edits: tuple[Edit, ...]
+    # The scenario ids this mutant must fail (and so the scenarios that catch it).
+    expected_failures: frozenset[str] = frozenset()
