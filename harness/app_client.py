@@ -1,6 +1,7 @@
 """How scenarios talk to the app under test: as its users do, over HTTP on loopback.
 
-`AppClient` asks questions (``POST /api/answer``), reads streamed answers as Server-Sent Events
+`AppClient` asks questions (``POST /api/answer``), calls the app's other endpoints
+(`AppClient.request`), reads streamed answers as Server-Sent Events
 (``POST /api/answer/stream``), and plays users who give up: a stream left midway, a tab closed
 while the answer is on its way. It notes when users leave and which answers they read, so the
 report can count the tokens nobody read.
@@ -30,12 +31,13 @@ CLIENT_GIVES_UP = 10.0
 
 @dataclass
 class Reply:
-    """A whole response from ``POST /api/answer``."""
+    """A whole response from ``POST /api/answer``, or from the endpoint named in `what`."""
 
     status: int
     headers: httpx.Headers
     text: str
     took: float  # seconds from sending the request to having the whole response
+    what: str = "POST /api/answer"  # the request, as failure messages name it
 
     def json(self) -> dict[str, typing.Any]:
         """The body as a JSON object, or a failed scenario saying what came instead."""
@@ -43,11 +45,11 @@ class Reply:
             body = json.loads(self.text)
         except ValueError:
             raise AssertionError(
-                f"POST /api/answer answered {self.status} with a body that is not JSON: "
+                f"{self.what} answered {self.status} with a body that is not JSON: "
                 f"{_excerpt(self.text)}"
             ) from None
         assert isinstance(body, dict), (
-            f"POST /api/answer answered {self.status} with JSON that is not an object: "
+            f"{self.what} answered {self.status} with JSON that is not an object: "
             f"{_excerpt(self.text)}"
         )
         return body
@@ -56,7 +58,7 @@ class Reply:
         """The body of an error reply, after checking it is one the user can read: a 4xx or 5xx
         with a JSON object carrying a ``message``."""
         assert self.status >= 400, (
-            f"POST /api/answer answered {self.status} although the answer failed: "
+            f"{self.what} answered {self.status} although it failed: "
             f"{_excerpt(self.text)}"
         )
         body = self.json()
@@ -69,7 +71,7 @@ class Reply:
     def answer(self) -> str:
         """The ``answer`` of a successful reply, after checking it is one."""
         assert self.status == 200, (
-            f"POST /api/answer answered {self.status} instead of an answer: {_excerpt(self.text)}"
+            f"{self.what} answered {self.status} instead of an answer: {_excerpt(self.text)}"
         )
         answer = self.json().get("answer")
         assert isinstance(answer, str), (
@@ -162,6 +164,24 @@ class AppClient:
                 response = await http.post("/api/answer", json={"question": question})
         self.users.read.add(question)
         return Reply(response.status_code, response.headers, response.text, time.monotonic() - started)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: typing.Any = None,
+        headers: typing.Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Any request to the app (``client.request("GET", f"/api/jobs/{id}")``), and its whole
+        reply."""
+        what = f"{method} {path}"
+        started = time.monotonic()
+        with _bounded(what):
+            async with self.http() as http:
+                response = await http.request(method, path, json=json, headers=headers)
+        took = time.monotonic() - started
+        return Reply(response.status_code, response.headers, response.text, took, what)
 
     async def ask_many(self, questions: typing.Iterable[str]) -> dict[str, Reply]:
         """Ask several questions at once, each on a connection of its own, as several users do."""

@@ -13,9 +13,9 @@ Each task's mutants live in a module named after it; `MUTANTS` is all of them, i
 
 from __future__ import annotations
 
-from . import core
+from . import core, metadata, timeouts
 from .edits import Edit, Mutant
 
-MUTANTS: list[Mutant] = [*core.MUTANTS]
+MUTANTS: list[Mutant] = [*core.MUTANTS, *metadata.MUTANTS, *timeouts.MUTANTS]
 
 __all__ = ["MUTANTS", "Edit", "Mutant"]

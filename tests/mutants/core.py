@@ -50,10 +50,10 @@ SERIALISES_STREAMS = Mutant(
         Edit("streaming.py", "import contextlib\n", "import asyncio\nimport contextlib\n"),
         Edit(
             "streaming.py",
-            "async def _encoded(events: Events) -> typing.AsyncIterator[str]:\n"
+            "async def _encoded(events: Events, request_id: str) -> typing.AsyncIterator[str]:\n"
             "    async with contextlib.aclosing(events):\n",
             "_ONE_AT_A_TIME = asyncio.Lock()\n\n\n"
-            "async def _encoded(events: Events) -> typing.AsyncIterator[str]:\n"
+            "async def _encoded(events: Events, request_id: str) -> typing.AsyncIterator[str]:\n"
             "    async with _ONE_AT_A_TIME, contextlib.aclosing(events):\n",
         ),
     ),
@@ -110,27 +110,28 @@ STREAM_KEEPS_UPSTREAM_RUNNING = Mutant(
         Edit(
             "streaming.py",
             """\
-async def _encoded(events: Events) -> typing.AsyncIterator[str]:
+async def _encoded(events: Events, request_id: str) -> typing.AsyncIterator[str]:
     async with contextlib.aclosing(events):
         try:
             async for event in events:
-                if isinstance(event, Served):
-                    yield _event("done", dataclasses.asdict(event))
+                if isinstance(event, Metadata):
+                    yield _event("done", {**event.to_json(), "request_id": request_id})
                 else:
                     yield _event("token", {"text": event})
         except AnswerError as error:
             yield _event("error", error.to_json())
 """,
             """\
-async def _encoded(events: Events) -> typing.AsyncIterator[str]:
+async def _encoded(events: Events, request_id: str) -> typing.AsyncIterator[str]:
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def produce() -> None:
         async with contextlib.aclosing(events):
             try:
                 async for event in events:
-                    if isinstance(event, Served):
-                        await queue.put(_event("done", dataclasses.asdict(event)))
+                    if isinstance(event, Metadata):
+                        data = {**event.to_json(), "request_id": request_id}
+                        await queue.put(_event("done", data))
                     else:
                         await queue.put(_event("token", {"text": event}))
             except AnswerError as error:
@@ -292,38 +293,44 @@ RETRIES_AFTER_TOKENS = Mutant(
         Edit(
             "answers.py",
             """\
-        (first, tokens), served = await with_fallback(
-            lambda model: _first_token(self._llm.stream(messages, model)),
+        (first, pieces), served = await with_fallback(
+            lambda model: _first_piece(self._llm.stream(messages, model)),
             self._settings,
             deadline,
             self._breaker,
         )
-        async with contextlib.aclosing(tokens):
-            token = first
-            while token is not None:
-                yield token
-                token = await _next_token(tokens, deadline)
-        yield served
+        usage = Usage()
+        async with contextlib.aclosing(pieces):
+            piece = first
+            while piece is not None:
+                if isinstance(piece, Usage):
+                    usage = piece
+                else:
+                    yield piece
+                piece = await _next_piece(pieces, deadline)
 """,
             """\
         for retry in range(self._settings.max_attempts):
-            (first, tokens), served = await with_fallback(
-                lambda model: _first_token(self._llm.stream(messages, model)),
+            (first, pieces), served = await with_fallback(
+                lambda model: _first_piece(self._llm.stream(messages, model)),
                 self._settings,
                 deadline,
                 self._breaker,
             )
+            usage = Usage()
             try:
-                async with contextlib.aclosing(tokens):
-                    token = first
-                    while token is not None:
-                        yield token
-                        token = await _next_token(tokens, deadline)
+                async with contextlib.aclosing(pieces):
+                    piece = first
+                    while piece is not None:
+                        if isinstance(piece, Usage):
+                            usage = piece
+                        else:
+                            yield piece
+                        piece = await _next_piece(pieces, deadline)
                 break
             except AnswerInterrupted:
                 if retry == self._settings.max_attempts - 1:
                     raise
-        yield served
 """,
         ),
     ),
@@ -467,6 +474,8 @@ ALWAYS_FALLBACK = Mutant(
     ),
     expected_failures=frozenset(
         {
+            "an_answer_carries_typed_metadata",
+            "metadata_covers_every_attempt",
             "no_fallback_when_the_primary_recovers",
             "rejected_requests_do_not_fall_back",
         }

@@ -8,6 +8,8 @@ complete, a streamed one only until its first piece has been shown to the user.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import time
 import typing
 from dataclasses import dataclass
 
@@ -16,18 +18,37 @@ from .deadline import Deadline
 from .errors import AnswerInterrupted
 from .fallback import Served, with_fallback
 from .inflight import SharedCalls
-from .llm import LLMClient
+from .llm import LLMClient, Usage
 from .papers import build_messages
 from .retry import is_transient
 from .settings import Settings
 
-Tokens = typing.AsyncGenerator[str, None]
+Pieces = typing.AsyncGenerator[str | Usage, None]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the user is told about an answer besides its text."""
+
+    served: Served
+    usage: Usage  # of the call that answered
+    latency: float  # seconds from the question to the whole answer, every attempt included
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {
+            **dataclasses.asdict(self.served),
+            "usage": dataclasses.asdict(self.usage),
+            "latency_ms": round(self.latency * 1000),
+        }
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str
-    served: Served
+    metadata: Metadata
+
+    def to_json(self) -> dict[str, typing.Any]:
+        return {"answer": self.text, **self.metadata.to_json()}
 
 
 class AnswerService:
@@ -42,6 +63,7 @@ class AnswerService:
         return await self._shared.run(question, lambda: self._answer(question))
 
     async def _answer(self, question: str) -> Answer:
+        started = time.monotonic()
         messages = build_messages(question)
         deadline = Deadline.after(self._settings.request_deadline)
         completion, served = await with_fallback(
@@ -50,40 +72,46 @@ class AnswerService:
             deadline,
             self._breaker,
         )
-        return Answer(completion.text, served)
+        metadata = Metadata(served, completion.usage, time.monotonic() - started)
+        return Answer(completion.text, metadata)
 
-    async def stream(self, question: str) -> typing.AsyncGenerator[str | Served, None]:
-        """The answer's pieces as the model writes them, then who served it.
+    async def stream(self, question: str) -> typing.AsyncGenerator[str | Metadata, None]:
+        """The answer's pieces as the model writes them, then its `Metadata`.
 
         One call per stream, not shared: its pieces go to one client, and stop when that client
         leaves. Failures before the first piece are retried like any other; after it they end
         the stream with `AnswerInterrupted`, since the user is already reading this attempt.
         """
+        started = time.monotonic()
         messages = build_messages(question)
         deadline = Deadline.after(self._settings.request_deadline)
-        (first, tokens), served = await with_fallback(
-            lambda model: _first_token(self._llm.stream(messages, model)),
+        (first, pieces), served = await with_fallback(
+            lambda model: _first_piece(self._llm.stream(messages, model)),
             self._settings,
             deadline,
             self._breaker,
         )
-        async with contextlib.aclosing(tokens):
-            token = first
-            while token is not None:
-                yield token
-                token = await _next_token(tokens, deadline)
-        yield served
+        usage = Usage()
+        async with contextlib.aclosing(pieces):
+            piece = first
+            while piece is not None:
+                if isinstance(piece, Usage):
+                    usage = piece
+                else:
+                    yield piece
+                piece = await _next_piece(pieces, deadline)
+        yield Metadata(served, usage, time.monotonic() - started)
 
 
-async def _first_token(tokens: Tokens) -> tuple[str | None, Tokens]:
+async def _first_piece(pieces: Pieces) -> tuple[str | Usage | None, Pieces]:
     """Start the stream: it counts as a successful attempt once its first piece has arrived."""
-    return await anext(tokens, None), tokens
+    return await anext(pieces, None), pieces
 
 
-async def _next_token(tokens: Tokens, deadline: Deadline) -> str | None:
+async def _next_piece(pieces: Pieces, deadline: Deadline) -> str | Usage | None:
     with deadline.enforced():  # every piece, since a slow drip never trips httpx's read timeout
         try:
-            return await anext(tokens, None)
+            return await anext(pieces, None)
         except Exception as error:
             if is_transient(error):
                 raise AnswerInterrupted("The answer broke off.") from error

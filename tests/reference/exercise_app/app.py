@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import typing
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -18,6 +18,7 @@ from .errors import AnswerError, BadQuestion
 from .extract import Extractor, extract
 from .jobs import Jobs, cancel_job, show_job, start_batch
 from .llm import LLMClient
+from .request_id import RequestIdMiddleware
 from .settings import Settings
 from .streaming import event_stream
 
@@ -34,7 +35,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def answer(request: Request) -> Response:
-    """``{"answer", "model", "fallback", "attempts"}`` once the whole answer is ready."""
+    """The answer and its metadata, once the whole answer is ready."""
     try:
         question = await read_question(request)
         answers: AnswerService = request.app.state.answers
@@ -43,7 +44,7 @@ async def answer(request: Request) -> Response:
         return JSONResponse(error.to_json(), status_code=error.status_code)
     if result is None:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return JSONResponse({"answer": result.text, **dataclasses.asdict(result.served)})
+    return JSONResponse({**result.to_json(), "request_id": request.state.request_id})
 
 
 async def answer_stream(request: Request) -> Response:
@@ -53,7 +54,7 @@ async def answer_stream(request: Request) -> Response:
     except AnswerError as error:
         return JSONResponse(error.to_json(), status_code=error.status_code)
     answers: AnswerService = request.app.state.answers
-    return event_stream(answers.stream(question))
+    return event_stream(answers.stream(question), request.state.request_id)
 
 
 async def read_question(request: Request) -> str:
@@ -91,5 +92,6 @@ app = Starlette(
         Route("/api/jobs/{id}", cancel_job, methods=["DELETE"]),
         Route("/api/extract", extract, methods=["POST"]),
     ],
+    middleware=[Middleware(RequestIdMiddleware)],
     lifespan=lifespan,
 )

@@ -17,9 +17,25 @@ from .settings import Settings
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Tokens the provider billed for one call, as it reported them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @classmethod
+    def from_json(cls, data: typing.Any) -> Usage:
+        """Read the provider's ``usage`` object; anything missing or odd counts as 0."""
+        if not isinstance(data, dict):
+            return cls()
+        return cls(_count(data.get("prompt_tokens")), _count(data.get("completion_tokens")))
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     model: str
+    usage: Usage
 
 
 class ProviderError(Exception):
@@ -64,19 +80,26 @@ class LLMClient:
             raise ProviderError.from_response(response)
         try:
             body = response.json()
-            return Completion(text=body["choices"][0]["message"]["content"], model=body["model"])
+            text = body["choices"][0]["message"]["content"]
+            return Completion(text, body["model"], Usage.from_json(body.get("usage")))
         except (ValueError, LookupError, TypeError) as exc:
             raise ProviderError(f"the provider sent a malformed answer: {exc!r}") from exc
 
     async def stream(
         self, messages: list[dict[str, str]], model: str
-    ) -> typing.AsyncGenerator[str, None]:
-        """Yield the pieces of `model`'s answer as the provider sends them.
+    ) -> typing.AsyncGenerator[str | Usage, None]:
+        """Yield the pieces of `model`'s answer as the provider sends them, then its `Usage`.
 
         Closing the generator (or cancelling the task reading it) closes the connection, which is
         how the provider learns to stop generating, and billing, the answer.
         """
-        body = {"model": model, "messages": messages, "stream": True}
+        body = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},  # else a stream reports no usage at all
+        }
+        usage = Usage()
         async with self._http.stream("POST", "/chat/completions", json=body) as response:
             if response.is_error:
                 await response.aread()
@@ -86,6 +109,7 @@ class LLMClient:
                     continue  # the blank line between events, or a comment
                 data = line.removeprefix("data:").strip()
                 if data == "[DONE]":
+                    yield usage
                     return
                 try:
                     chunk = json.loads(data)
@@ -95,6 +119,8 @@ class LLMClient:
                     continue  # a garbled chunk: skip it, as an SSE reader skips a line it can't use
                 if error := chunk.get("error"):  # the provider failed after it started answering
                     raise ProviderError(f"the provider failed mid-answer: {error}")
+                if chunk.get("usage"):  # on the last chunk (null before), with include_usage
+                    usage = Usage.from_json(chunk["usage"])
                 for choice in chunk.get("choices") or ():
                     if text := (choice.get("delta") or {}).get("content"):
                         yield text
@@ -102,3 +128,7 @@ class LLMClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _count(value: typing.Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
