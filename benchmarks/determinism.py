@@ -34,6 +34,9 @@ def main() -> int:
     parser.add_argument("--busy", action="store_true", help="keep one more core busy spinning")
     parser.add_argument("--mode", choices=("thread", "subprocess"), default="thread")
     parser.add_argument("--only", help="comma-separated solutions (default: all)")
+    parser.add_argument(
+        "--tasks", help="the tasks to grade, as `--tasks` takes them (default: the core four)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print every grade as it ends")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SOLUTIONS
@@ -43,7 +46,9 @@ def main() -> int:
         folders = {name: build(name, Path(folder) / name) for name in names}
         jobs = [(name, round_) for round_ in range(args.rounds) for name in names]
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            results = pool.map(lambda job: (job[0], _outcome(folders[job[0]], args.mode)), jobs)
+            results = pool.map(
+                lambda job: (job[0], _outcome(folders[job[0]], args.mode, args.tasks)), jobs
+            )
             for done, (name, outcome) in enumerate(results, 1):
                 outcomes[name][outcome] += 1
                 if args.verbose:
@@ -54,8 +59,8 @@ def main() -> int:
     return _report(outcomes, args, time.monotonic() - started)
 
 
-def _outcome(folder: Path, mode: str) -> str:
-    report = grade(folder, mode=mode)
+def _outcome(folder: Path, mode: str, tasks: str | None) -> str:
+    report = grade(folder, mode=mode, tasks=tasks)
     score = report["score"]
     failures = ", ".join(f"{id}:{status}" for id, status in sorted(not_passed(report).items()))
     return f"{score['earned']}/{score['possible']} [{failures or 'none failed'}]"
@@ -65,7 +70,8 @@ def _report(
     outcomes: dict[str, collections.Counter[str]], args: argparse.Namespace, took: float
 ) -> int:
     load = f"{args.jobs} at a time" + (", another core spinning" if args.busy else "")
-    print(f"{args.rounds} rounds, {args.mode} mode, {load}, {took / 60:.1f} min")
+    tasks = f", tasks {args.tasks}" if args.tasks else ""
+    print(f"{args.rounds} rounds, {args.mode} mode{tasks}, {load}, {took / 60:.1f} min")
     varied = 0
     for name, seen in outcomes.items():
         if len(seen) == 1:

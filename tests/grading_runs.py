@@ -29,14 +29,22 @@ def build(name: str, destination: Path) -> Path:
 
 
 def grade(
-    submission: Path, *, mode: str = "thread", seed: int = 0, timeout: float = 600
+    submission: Path,
+    *,
+    mode: str = "thread",
+    seed: int = 0,
+    tasks: str | None = None,
+    timeout: float = 600,
 ) -> dict[str, typing.Any]:
-    """The grade report of `submission` (JSON, see docs/reports.md)."""
+    """The grade report of `submission` (JSON, see docs/reports.md), for `tasks` as ``--tasks``
+    takes them (default: the core four)."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "grade.json"
         command = [sys.executable, "-m", "pytest", str(SCENARIOS), "-q", "-p", "no:randomly"]
         command += ["--submission", str(submission), "--app-mode", mode]
         command += ["--fault-seed", str(seed), "--grade-json", str(report)]
+        if tasks is not None:
+            command += ["--tasks", tasks]
         run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if not report.exists():
             raise RuntimeError(f"the grade wrote no report:\n{run.stdout}\n{run.stderr}")
