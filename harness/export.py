@@ -3,6 +3,9 @@
 What goes in is an allow-list, not our tree minus a deny-list: anything we add to the project later
 (notes, benchmarks, solutions) stays out of the bundle unless someone decides it belongs there.
 The candidate's ``pyproject.toml`` is generated from ours, so the two cannot drift apart.
+
+An interviewer picks the candidate's tasks (``--tasks``): the bundle's ``pytest`` and its CI
+workflow grade those, so the candidate's score board shows the tasks of their brief and no others.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import typing
 from pathlib import Path
 
 import harness
+
+from .grading.tasks import CORE_TASKS, parse_tasks
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
 
@@ -36,7 +41,9 @@ JUNK = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothes
 JUNK_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 COMMIT_MESSAGE = "faultfirst exercise"
-CANDIDATE_PYTEST = {"testpaths": ["scenarios"], "addopts": "-p no:cacheprovider"}
+CANDIDATE_ADDOPTS = "-p no:cacheprovider"
+# The workflow's line naming the tasks it grades, which the export rewrites to the chosen ones.
+WORKFLOW_TASKS = "TASKS: {}  # the tasks in your brief"
 OUR_EXTRAS = {"test"}  # extras for our own test suite, useless to a candidate
 
 
@@ -45,10 +52,14 @@ class ExportError(Exception):
 
 
 def export_candidate(
-    destination: Path, *, source: Path = PROJECT_ROOT, git: bool = True
+    destination: Path,
+    *,
+    source: Path = PROJECT_ROOT,
+    git: bool = True,
+    tasks: typing.Sequence[str] = CORE_TASKS,
 ) -> list[Path]:
     """Write the candidate's repository into `destination` (missing or empty), and return the
-    files written, relative to it.
+    files written, relative to it. Its ``pytest`` and CI workflow grade `tasks`.
 
     With `git` and git installed, the bundle becomes a repository with one commit, so that what
     the candidate changed is a plain ``git diff`` away."""
@@ -56,7 +67,9 @@ def export_candidate(
     destination = destination.resolve()
     _check_source(source)
     _check_destination(destination, source)
-    pyproject = candidate_pyproject(tomllib.loads((source / "pyproject.toml").read_text()))
+    ours = tomllib.loads((source / "pyproject.toml").read_text())
+    pyproject = candidate_pyproject(ours, tasks)
+    workflow = candidate_workflow((source / FILES[WORKFLOW]).read_text(), tasks)
 
     destination.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -64,18 +77,23 @@ def export_candidate(
         for path in _package_files(source, Path(package)):
             written.append(_copy(source / path, destination, path))
     for target, origin in FILES.items():
-        written.append(_copy(source / origin, destination, target))
-    (destination / "pyproject.toml").write_text(pyproject)
-    written.append(Path("pyproject.toml"))
+        if target != WORKFLOW:
+            written.append(_copy(source / origin, destination, target))
+    for target, text in ((Path("pyproject.toml"), pyproject), (WORKFLOW, workflow)):
+        (destination / target).parent.mkdir(parents=True, exist_ok=True)
+        (destination / target).write_text(text)
+        written.append(target)
 
     if git and shutil.which("git"):
         _commit(destination)
     return sorted(written, key=lambda path: path.as_posix())
 
 
-def candidate_pyproject(ours: dict[str, typing.Any]) -> str:
+def candidate_pyproject(
+    ours: dict[str, typing.Any], tasks: typing.Sequence[str] = CORE_TASKS
+) -> str:
     """Our ``pyproject.toml`` (parsed) as the candidate's: the same package, entry points and
-    dependencies, without our test extra, and pytest pointed at the scenarios."""
+    dependencies, without our test extra, and pytest pointed at the scenarios of `tasks`."""
     project = dict(ours["project"])
     project["readme"] = "README.md"
     extras = project.pop("optional-dependencies", {})
@@ -86,13 +104,22 @@ def candidate_pyproject(ours: dict[str, typing.Any]) -> str:
     tool: dict[str, typing.Any] = {}
     if "setuptools" in ours.get("tool", {}):
         tool["setuptools"] = ours["tool"]["setuptools"]
-    tool["pytest"] = {"ini_options": CANDIDATE_PYTEST}
+    addopts = f"{CANDIDATE_ADDOPTS} --tasks {','.join(tasks)}"
+    tool["pytest"] = {"ini_options": {"testpaths": ["scenarios"], "addopts": addopts}}
     tables["tool"] = tool
     header = (
         "# The exercise's project. Declare here any library your app needs (under dependencies):\n"
         "# the grader installs them.\n\n"
     )
     return header + _toml(tables)
+
+
+def candidate_workflow(ours: str, tasks: typing.Sequence[str] = CORE_TASKS) -> str:
+    """Our CI workflow, grading `tasks`."""
+    line = WORKFLOW_TASKS.format(",".join(CORE_TASKS))
+    if ours.count(line) != 1:
+        raise ExportError(f"the workflow template does not name its tasks once as {line!r}")
+    return ours.replace(line, WORKFLOW_TASKS.format(",".join(tasks)))
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,6 +135,13 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     command.add_argument(
         "dir", type=Path, metavar="DIR", help="where to write it: a missing or empty folder"
     )
+    command.add_argument(
+        "--tasks",
+        default=",".join(CORE_TASKS),
+        metavar="LIST",
+        help="the candidate's tasks, comma-separated, or 'all': what their pytest and CI grade "
+        f"(default: {','.join(CORE_TASKS)})",
+    )
     command.add_argument("--no-git", action="store_true", help="do not make it a git repository")
     command.set_defaults(run=_run)
 
@@ -115,8 +149,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _run(args: argparse.Namespace) -> int:
     destination: Path = args.dir
     try:
-        written = export_candidate(destination, git=not args.no_git)
-    except ExportError as error:
+        tasks = parse_tasks(args.tasks)
+        written = export_candidate(destination, git=not args.no_git, tasks=tasks)
+    except (ExportError, ValueError) as error:
         print(f"faultfirst export-candidate: {error}", file=sys.stderr)
         return 2
     committed = (destination / ".git").is_dir()
@@ -128,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {package + '/':<16}{count:>4} files{note}")
     others = [path.as_posix() for path in written if path.parts[0] not in PACKAGES]
     print(f"  and {', '.join(others)}")
+    print(f"Its pytest and CI grade these tasks: {', '.join(tasks)}.")
     print("Next: try it as the candidate will (pip install -e . in a fresh virtualenv, then")
     print("pytest scenarios), send it (an archive, or push it to a new private repository), and")
     print("grade what comes back from this installation: faultfirst grade SUBMISSION.")

@@ -18,19 +18,17 @@ pytestmark = pytest.mark.anyio
 # in seconds rather than milliseconds, or one that leaves out the wait, cannot pass for right.
 THINKER = f.ok(latency=0.25, tokens=10, token_delay=0.01)
 
-FIELDS_HINT = (
-    'The reply of POST /api/answer should hold, besides "answer": "model" (string), "fallback" '
-    '(boolean), "attempts" (integer: calls to the model, the first included), "usage" '
-    '({"prompt_tokens", "completion_tokens"}: integers, as the provider reported them), '
-    '"latency_ms" (integer) and "request_id" (string, also sent as the X-Request-ID header).'
-)
-
 
 @pytest.mark.scenario(
     task="metadata",
     points=3,
     title="An answer carries its model, attempts, fallback flag and token usage",
-    hint=FIELDS_HINT,
+    hint=(
+        'The reply of POST /api/answer should hold, besides "answer": "model" (string), "fallback" '
+        '(boolean), "attempts" (integer: calls to the model, the first included), "usage" '
+        '({"prompt_tokens", "completion_tokens"}: integers, as the provider reported them), '
+        '"latency_ms" (integer) and "request_id" (string, also sent as the X-Request-ID header).'
+    ),
 )
 async def test_an_answer_carries_typed_metadata(
     client: AppClient, fake_llm: FakeLLM, question: str

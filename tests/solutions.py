@@ -2,7 +2,7 @@
 
 The reference solution (``tests/reference/``) is an overlay: a folder holding an
 ``exercise_app/`` with only the files that differ from the starter, so a change to the starter
-reaches it. The flawed solutions (``mutants.py``) are small text edits to the built reference, each
+reaches it. The flawed solutions (``mutants/``) are small text edits to the built reference, each
 reading as the diff that breaks it. Both live under ``tests/``, which candidates never receive.
 """
 

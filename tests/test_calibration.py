@@ -2,12 +2,13 @@
 
 - the reference solution scores full marks, in both app modes;
 - the starter scores only what its gaps leave it;
-- each mutant (the reference with one realistic mistake, `tests/mutants.py`) fails exactly the
+- each mutant (the reference with one realistic mistake, `tests/mutants/`) fails exactly the
   scenarios listed for it, no more (no collateral points lost) and no fewer (the flaw is caught);
 - every scenario is failed by at least one mutant, so none of them passes everything.
 
 The reference is graded by ``pytest scenarios`` in thread mode, as a candidate would; all the
 solutions together by one ``faultfirst grade`` batch, two at a time, as an interviewer would.
+Both grade every task (``--tasks all``), not only the core four a grade takes by default.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ STARTER_PASSES = {"rejected_requests_do_not_fall_back", "a_shared_answer_survive
 
 def scenario_ids() -> set[str]:
     listed = subprocess.run(
-        [sys.executable, "-m", "pytest", str(SCENARIOS), "--collect-only", "-q"],
+        [sys.executable, "-m", "pytest", str(SCENARIOS), "--collect-only", "-q", "--tasks", "all"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -43,7 +44,7 @@ def scenario_ids() -> set[str]:
 
 
 def test_the_reference_scores_full_marks_in_thread_mode(tmp_path: Path) -> None:
-    report = grade(build("reference", tmp_path), mode="thread")
+    report = grade(build("reference", tmp_path), mode="thread", tasks="all")
     assert not_passed(report) == {}
     assert report["score"]["percentage"] == 100
     assert report["status"] == "graded"
@@ -56,6 +57,7 @@ def test_a_batch_of_every_solution_grades_each_as_its_flaw_deserves(tmp_path: Pa
     folders = [_solution_folder(name, tmp_path / name) for name in SOLUTIONS]
     table = tmp_path / "table.json"
     command = [sys.executable, "-m", "harness.cli", "grade", *map(str, folders), "-j", "2"]
+    command += ["--tasks", "all"]
     run = subprocess.run(
         [*command, "--table-json", str(table)], capture_output=True, text=True, timeout=1800
     )

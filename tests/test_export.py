@@ -143,8 +143,23 @@ def test_the_pyproject_is_ours_for_candidates(bundle: tuple[Path, list[Path]]) -
     assert theirs["tool"]["setuptools"] == ours["tool"]["setuptools"]
     assert theirs["tool"]["pytest"]["ini_options"] == {
         "testpaths": ["scenarios"],
-        "addopts": "-p no:cacheprovider",
+        "addopts": "-p no:cacheprovider --tasks streaming,cancellation,retries,fallback",
     }
+
+
+def test_the_tasks_chosen_are_the_ones_pytest_and_the_workflow_grade(tmp_path: Path) -> None:
+    folder = tmp_path / "candidate-repo"
+    export_candidate(folder, source=ROOT, git=False, tasks=("jobs", "structured"))
+    theirs = tomllib.loads((folder / "pyproject.toml").read_text())
+    assert theirs["tool"]["pytest"]["ini_options"]["addopts"].endswith("--tasks jobs,structured")
+    workflow = (folder / ".github" / "workflows" / "faultfirst.yml").read_text()
+    yaml = pytest.importorskip("yaml")
+    [grade] = [step for step in yaml.safe_load(workflow)["jobs"]["grade"]["steps"]
+               if step.get("name") == "Grade"]  # fmt: skip
+    assert grade["env"]["TASKS"] == "jobs,structured"
+    assert workflow.replace("jobs,structured", "streaming,cancellation,retries,fallback") == (
+        workflow_text()
+    ), "only the tasks changed"
 
 
 def test_the_pyproject_writer_round_trips_what_toml_can_hold() -> None:
@@ -170,7 +185,12 @@ def test_the_pyproject_writer_round_trips_what_toml_can_hold() -> None:
     assert theirs["project"] == {**ours["project"], **changed}
     assert theirs["tool"] == {
         "setuptools": ours["tool"]["setuptools"],
-        "pytest": {"ini_options": {"testpaths": ["scenarios"], "addopts": "-p no:cacheprovider"}},
+        "pytest": {
+            "ini_options": {
+                "testpaths": ["scenarios"],
+                "addopts": "-p no:cacheprovider --tasks streaming,cancellation,retries,fallback",
+            }
+        },
     }
 
 
@@ -264,14 +284,14 @@ def test_the_grade_step_passes_min_score_only_when_it_is_set(
     fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     fake.chmod(0o755)
     environ = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "MIN_SCORE": min_score,
-               "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}  # fmt: skip
+               "TASKS": "retries,jobs", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}  # fmt: skip
     ran = subprocess.run(
         ["bash", "-eo", "pipefail", "-c", grade_script()],  # as GitHub runs a bash step
         env=environ, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     arguments = ran.stdout.splitlines()
-    assert arguments[:3] == ["grade", ".", "--md"]
-    assert arguments[3] == str(tmp_path / "summary.md")
+    assert arguments[:5] == ["grade", ".", "--tasks", "retries,jobs", "--md"]
+    assert arguments[5] == str(tmp_path / "summary.md")
     assert ("--min-score" in arguments) == bool(min_score)
     if min_score:
         assert arguments[arguments.index("--min-score") + 1] == min_score
@@ -314,9 +334,22 @@ def test_the_command_exports_and_says_what_to_do_next(
     assert str(tmp_path / "out") in out
     assert "scenarios/" in out and "public only" in out
     assert "faultfirst grade" in out
+    assert "grade these tasks: streaming, cancellation, retries, fallback" in out
     assert len(out.splitlines()) <= 10
     assert (tmp_path / "out" / "pyproject.toml").exists()
     assert not (tmp_path / "out" / ".git").exists()
+
+
+def test_the_command_refuses_an_unknown_task_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = command_parser().parse_args(
+        ["export-candidate", str(tmp_path / "out"), "--tasks", "jbos"]
+    )
+    assert args.run(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("faultfirst export-candidate: unknown task jbos") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_command_refuses_a_full_folder_in_one_line(
