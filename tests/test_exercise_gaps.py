@@ -123,12 +123,18 @@ async def events(response: httpx.Response) -> typing.AsyncIterator[Event]:
 async def stream(app: AppProcess, question: str) -> list[Event]:
     """Every event of one streamed answer (one that never ends fails the test, not hangs it)."""
     with anyio.fail_after(CLIENT_GIVES_UP):
-        async with client(app) as http, http.stream(
-            "POST", "/api/answer/stream", json={"question": question}
-        ) as response:
+        async with (
+            client(app) as http,
+            http.stream("POST", "/api/answer/stream", json={"question": question}) as response,
+        ):
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             return [event async for event in events(response)]
+
+
+def served(metadata: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    """The answer (if any) and who served it, from an answer's metadata (which holds more)."""
+    return {k: v for k, v in metadata.items() if k in ("answer", "model", "fallback", "attempts")}
 
 
 def text_of(received: list[Event]) -> str:
@@ -212,7 +218,11 @@ async def test_reference_streams_each_token_as_the_model_writes_it(
     assert call.stream and call.outcome == "completed"
     assert [e.name for e in received] == ["token"] * 10 + ["done"]
     assert text_of(received) == call.text
-    assert received[-1].data == {"model": PRIMARY, "fallback": False, "attempts": 1}
+    assert served(received[-1].data) == {"model": PRIMARY, "fallback": False, "attempts": 1}
+    assert received[-1].data["usage"] == {
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": 10,
+    }
     assert call.first_token_at is not None
     # The first token reaches the client within milliseconds of the model writing it; 0.4 s
     # allows for a loaded machine.
@@ -224,6 +234,7 @@ async def test_reference_streams_each_token_as_the_model_writes_it(
 
 
 # -- cancellation ---------------------------------------------------------------------------------
+
 
 # A model that thinks for a while before it writes anything.
 def thinking(seconds: float) -> f.Fault:
@@ -278,9 +289,10 @@ async def test_reference_cancels_the_model_when_a_stream_is_left_midway(
 ) -> None:
     fake_llm.script(f.ok(tokens=40, token_delay=0.05))  # 2 s of writing
     received: list[Event] = []
-    async with client(reference) as http, http.stream(
-        "POST", "/api/answer/stream", json={"question": question}
-    ) as response:
+    async with (
+        client(reference) as http,
+        http.stream("POST", "/api/answer/stream", json={"question": question}) as response,
+    ):
         async for event in events(response):
             received.append(event)
             if len(received) == 3:
@@ -373,7 +385,7 @@ async def test_reference_retries_a_passing_failure(
         response = await http.post("/api/answer", json={"question": question})
     calls = fake_llm.calls
     assert response.status_code == 200
-    assert response.json() == {
+    assert served(response.json()) == {
         "answer": calls[1].text,
         "model": PRIMARY,
         "fallback": False,
@@ -424,7 +436,7 @@ async def test_reference_retries_a_stream_until_its_first_token(
     calls = fake_llm.calls
     assert [c.status for c in calls] == [503, 200]
     assert text_of(received) == calls[1].text
-    assert received[-1].data == {"model": PRIMARY, "fallback": False, "attempts": 2}
+    assert served(received[-1].data) == {"model": PRIMARY, "fallback": False, "attempts": 2}
 
 
 @pytest.mark.parametrize(
@@ -465,7 +477,7 @@ async def test_reference_answers_from_the_fallback_model_when_the_primary_is_dow
     calls = fake_llm.calls
     assert [c.model for c in calls] == [PRIMARY] * 3 + [FALLBACK]  # MAX_ATTEMPTS is 3
     assert response.status_code == 200
-    assert response.json() == {
+    assert served(response.json()) == {
         "answer": calls[-1].text,
         "model": FALLBACK,
         "fallback": True,
@@ -482,7 +494,7 @@ async def test_reference_streams_from_the_fallback_model_when_the_primary_is_dow
     assert [c.model for c in calls] == [PRIMARY] * 3 + [FALLBACK]
     assert text_of(received) == calls[-1].text
     assert received[-1].name == "done"
-    assert received[-1].data == {"model": FALLBACK, "fallback": True, "attempts": 4}
+    assert served(received[-1].data) == {"model": FALLBACK, "fallback": True, "attempts": 4}
 
 
 async def test_reference_falls_back_at_once_when_the_wait_asked_for_outlasts_the_deadline(
