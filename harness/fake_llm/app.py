@@ -138,7 +138,7 @@ def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any],
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
         prompt_tokens=call.prompt_tokens,
-        answer=_answer(fault, prompt, model, fake.plan.seed),
+        answer=_answer(fault, prompt, model, fake.plan.seed, json_wanted=_asks_for_json(body)),
     )
     return Playback(
         request=request,
@@ -151,12 +151,24 @@ def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any],
     )
 
 
-def _answer(fault: Fault, prompt: str, model: str, seed: int) -> list[str]:
+def _asks_for_json(body: dict[str, typing.Any]) -> bool:
+    """Whether the request asks for JSON, with OpenAI's ``response_format`` (a JSON object, or
+    one following a schema)."""
+    response_format = body.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") in (
+        "json_object",
+        "json_schema",
+    )
+
+
+def _answer(fault: Fault, prompt: str, model: str, seed: int, *, json_wanted: bool) -> list[str]:
     if fault.kind == "near_miss_json":
         assert fault.json_style is not None
         return text.tokenize(text.near_miss(fault.content or text.record_json(prompt, seed), fault.json_style))
     if fault.content is not None:
         return text.tokenize(fault.content)
+    if json_wanted and fault.kind == "ok":  # a paper record, not prose: what was asked for
+        return text.tokenize(text.record_json(prompt, seed))
     answer = text.answer_tokens(prompt, model, seed, fault.tokens)
     if fault.after_tokens is not None and len(answer) <= fault.after_tokens:
         answer = text.answer_tokens(prompt, model, seed, fault.after_tokens + 1)

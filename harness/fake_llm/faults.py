@@ -105,7 +105,8 @@ class Fault:
 
 
 def ok(**timing: typing.Any) -> Fault:
-    """A normal answer."""
+    """A normal answer: prose, or a paper record's JSON when the request asks for JSON (with
+    ``response_format``), unless `content` says what it is."""
     return Fault("ok", **timing)
 
 

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from harness.fake_llm import FakeLLM
+from harness.fake_llm import FakeLLM, text
 from harness.fake_llm import faults as f
 from harness.fake_llm.playback import DRIP_INTERVAL
 
@@ -504,6 +504,27 @@ async def test_near_miss_json_wraps_the_given_content(fake_llm: FakeLLM, style: 
         json.loads(content)
     assert json.loads(_repair(style, content)) == {"answer": [1, 2]}
 
+
+
+@pytest.mark.parametrize("kind", ["json_object", "json_schema"])
+async def test_a_request_asking_for_json_gets_a_paper_record_unless_the_content_is_set(
+    fake_llm: FakeLLM, kind: str
+) -> None:
+    fake_llm.script(f.ok(), f.ok(), f.ok(content="Not JSON."))
+    asks_json = chat(response_format={"type": kind})
+    async with client(fake_llm) as http:
+        record = await http.post("/chat/completions", json=asks_json)
+        prose = await http.post("/chat/completions", json=chat(response_format={"type": "text"}))
+        scripted = await http.post("/chat/completions", json=asks_json)
+
+    def content(response: httpx.Response) -> str:
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    prompt = fake_llm.calls[0].prompt
+    assert json.loads(content(record)) == text.paper_record(prompt, fake_llm.plan.seed)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(content(prose))
+    assert content(scripted) == "Not JSON."
 
 # -- timing --------------------------------------------------------------------------------------
 

@@ -39,3 +39,10 @@ class AnswerInterrupted(AnswerError):
     (the user would read the beginning twice), the stream ends with this error instead."""
 
     status_code, code, retryable = 502, "answer_interrupted", True
+
+
+class InvalidModelOutput(AnswerError):
+    """The model answered, but not in the shape asked for, even when told what was wrong.
+    Models are not deterministic: asking again later may well work."""
+
+    status_code, code, retryable = 502, "invalid_model_output", True

@@ -71,11 +71,19 @@ class LLMClient:
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
         )
 
-    async def complete(self, messages: list[dict[str, str]], model: str) -> Completion:
-        """Ask `model` for a whole answer and wait until it is complete."""
-        response = await self._http.post(
-            "/chat/completions", json={"model": model, "messages": messages}
-        )
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        model: str,
+        *,
+        response_format: dict[str, str] | None = None,
+    ) -> Completion:
+        """Ask `model` for a whole answer and wait until it is complete; `response_format` is
+        the provider's, e.g. ``{"type": "json_object"}``."""
+        body: dict[str, typing.Any] = {"model": model, "messages": messages}
+        if response_format is not None:
+            body["response_format"] = response_format
+        response = await self._http.post("/chat/completions", json=body)
         if response.is_error:
             raise ProviderError.from_response(response)
         try:

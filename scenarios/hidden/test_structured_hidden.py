@@ -1,0 +1,195 @@
+"""Structured output, hidden: near-misses of every kind (a property), answers of the wrong shape,
+and a paper the app does not know."""
+
+from __future__ import annotations
+
+import json
+import string
+import typing
+
+import httpx
+import hypothesis
+import pytest
+from hypothesis import strategies as st
+
+from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply
+from harness.app_pool import RunningApp
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.fake_llm.faults import Fault
+
+pytestmark = pytest.mark.anyio
+
+PAPER = "attention"
+CARD: dict[str, typing.Any] = {
+    "title": "Sparse Attention at Scale",
+    "year": 2023,
+    "keywords": ["sparse attention", "inference cost", "long contexts"],
+}
+NOT_A_CARD = "The abstract does not say who wrote it, so I cannot fill in the card."
+
+
+def model_answers(fake_llm: FakeLLM, *answers: Fault) -> None:
+    """The model gives these answers, one per call, then only answers that hold no card (so
+    that what an app gets never depends on whether it asks with `response_format`)."""
+    fake_llm.reset()
+    fake_llm.script(*answers)
+    fake_llm.always(f.ok(content=NOT_A_CARD))
+
+
+def card_of(body: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    return {name: body.get(name) for name in CARD}
+
+
+# -- near-misses ----------------------------------------------------------------------------------
+
+# Words of titles and keywords: commas, but no brackets, quotes, backslashes or backticks, so that
+# a parser that looks for the JSON's brackets, or for a fence's backticks, is not misled.
+WORDS = st.text(string.ascii_letters + string.digits + ",.:;'-é", min_size=1, max_size=10)
+TEXTS = st.lists(WORDS, min_size=1, max_size=5).map(" ".join)
+CARDS = st.fixed_dictionaries(
+    {
+        "title": TEXTS,
+        "year": st.integers(1990, 2025),
+        "keywords": st.lists(TEXTS, min_size=1, max_size=5, unique=True),
+    }
+)
+FENCES = ["", "```json", "```"]
+BEFORE = ["", "Here is the card:\n", "Sure! Here are the paper's fields, as JSON:\n\n"]
+AFTER = ["", "\nLet me know if you need anything else.", "\n\nThe year is my best estimate."]
+PADDING = ["", "\n", "  \n\n"]
+
+
+@st.composite
+def near_misses(draw: st.DrawFn) -> tuple[dict[str, typing.Any], str]:
+    """A card, and an answer holding it the way models almost get JSON right."""
+    card = draw(CARDS)
+    fields = {name: card[name] for name in draw(st.permutations(list(card)))}
+    indent = draw(st.sampled_from([None, 2, 4, "\t"]))
+    text = json.dumps(fields, indent=indent, ensure_ascii=draw(st.booleans()))
+    if draw(st.booleans()):
+        text = _trailing_comma(text, text.rindex("]"))  # the list of keywords
+    if draw(st.booleans()):
+        text = _trailing_comma(text, text.rindex("}"))  # the card
+    if fence := draw(st.sampled_from(FENCES)):
+        text = f"{fence}\n{text}\n```"
+    text = draw(st.sampled_from(BEFORE)) + text + draw(st.sampled_from(AFTER))
+    padding = draw(st.sampled_from(PADDING))
+    return card, padding + text + padding
+
+
+def _trailing_comma(text: str, closing: int) -> str:
+    """`text` with a comma after the last value before its bracket at `closing`."""
+    value_ends = len(text[:closing].rstrip())
+    return f"{text[:value_ends]},{text[value_ends:]}"
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=3,
+    title="Any mix of code fences, prose and trailing commas is read",
+    hint="Read the card whatever surrounds its JSON: a fence with or without a language, "
+    "sentences before and after, blank lines, indentation, and trailing commas in objects and "
+    "in lists.",
+)
+def test_near_misses_of_any_kind_are_read(
+    app: RunningApp, fake_llm: FakeLLM, pytestconfig: pytest.Config
+) -> None:
+    seed = pytestconfig.getoption("fault_seed")
+    # One client for every example: building one costs ~50 ms (its TLS context).
+    http = httpx.Client(trust_env=False, timeout=CLIENT_GIVES_UP)
+
+    # No shrinking: it would try hundreds of answers on a failing app; the first failing one is
+    # reported, as the seed draws it.
+    @hypothesis.settings(
+        max_examples=20,
+        deadline=None,
+        database=None,
+        print_blob=False,
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        report_multiple_bugs=False,
+    )
+    @hypothesis.seed(seed)
+    @hypothesis.given(near_misses())
+    def answer_then_card(example: tuple[dict[str, typing.Any], str]) -> None:
+        card, answer = example
+        model_answers(fake_llm, f.ok(content=answer))
+        response = http.post(f"{app.url}/api/extract", json={"paper": PAPER})
+        reply = Reply(
+            response.status_code, response.headers, response.text, 0.0, "POST /api/extract"
+        )
+        calls = len(fake_llm.calls)
+        where = f"the model answered {answer!r} (replay with --fault-seed {seed})"
+        assert reply.status == 200, (
+            f"{where}; the app answered {reply.status}: {reply.text[:200]!r}"
+        )
+        assert card_of(reply.json()) == card, f"{where}; the app answered {reply.text[:200]!r}"
+        assert calls == 1, f"{where}; the app called the model {calls} times, not once"
+
+    with http:
+        answer_then_card()
+
+
+# -- the wrong shape -------------------------------------------------------------------------------
+
+WRONG_SHAPES = {
+    "a year that is not a number": {**CARD, "year": "unknown"},
+    "no keywords": {"title": CARD["title"], "year": CARD["year"]},
+    "keywords in one string": {**CARD, "keywords": ", ".join(CARD["keywords"])},
+}
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="JSON of the wrong shape is repaired too",
+    hint="Check the card before answering with it: a field missing, or of the wrong type (year "
+    "not an integer, keywords not a list of strings), makes it invalid, to be repaired like an "
+    "answer that is not JSON.",
+)
+async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: FakeLLM) -> None:
+    problems = []
+    for what, wrong in WRONG_SHAPES.items():
+        model_answers(fake_llm, f.ok(content=json.dumps(wrong)), f.ok(content=json.dumps(CARD)))
+        reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
+        calls = len(fake_llm.calls)
+        if calls != 2:
+            problems.append(f"after a card with {what}, the app called the model {calls} time(s)")
+        elif reply.status != 200 or card_of(reply.json()) != CARD:
+            problems.append(
+                f"after a card with {what}, then a valid one, the app answered {reply.status}: "
+                f"{reply.text[:200]!r}"
+            )
+    assert not problems, (
+        "an invalid card should be repaired with one more call (the model then answers with a "
+        f"valid one): {'; '.join(problems)}"
+    )
+
+
+# -- bad requests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="An unknown paper is a 400 in the error shape",
+    hint='Answer a request without a known "paper" with 400 and {"code", "message", '
+    '"retryable"}, before asking the model anything.',
+)
+async def test_an_unknown_paper_is_a_400(client: AppClient, fake_llm: FakeLLM) -> None:
+    model_answers(fake_llm)
+    for body in ({"paper": "quantum"}, {"title": PAPER}):
+        reply = await client.request("POST", "/api/extract", json=body)
+        assert reply.status == 400, (
+            f"POST /api/extract with {body} answered {reply.status}, expected 400: "
+            f"{reply.text[:200]!r}"
+        )
+        error = reply.json()
+        shape = {"code": str, "message": str, "retryable": bool}
+        wrong = [name for name, kind in shape.items() if not isinstance(error.get(name), kind)]
+        assert not wrong and error["message"].strip(), (
+            f"the 400 for {body} should be JSON with a string 'code', a 'message' saying what "
+            f"is wrong and a boolean 'retryable'; it was {reply.text[:200]!r}"
+        )
+    calls = len(fake_llm.calls)
+    assert calls == 0, f"the app called the model {calls} time(s) for papers it does not know"

@@ -1,0 +1,155 @@
+"""Structured output: a paper's card, read by the model as JSON, even when the JSON is not quite.
+
+Every scenario scripts what the model answers, and answers any call beyond the script with text
+that holds no card: what an app gets never depends on how it asks (with `response_format` or not).
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import pytest
+
+from harness.app_client import AppClient, Reply
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.fake_llm.faults import Fault
+
+pytestmark = pytest.mark.anyio
+
+PAPER = "retrieval"
+CARD: dict[str, typing.Any] = {
+    "title": "Retrieval-Augmented Generation for Long Documents",
+    "year": 2024,
+    "keywords": ["retrieval", "long documents", "question answering"],
+}
+NOT_A_CARD = "I'm sorry, I can't tell when this paper was published from its abstract."
+CUT_SHORT = json.dumps(CARD)[:60]  # a card the model stopped writing midway: not JSON
+
+
+def model_answers(fake_llm: FakeLLM, *answers: Fault) -> None:
+    """The model gives these answers, one per call, then only answers that hold no card."""
+    fake_llm.reset()
+    fake_llm.script(*answers)
+    fake_llm.always(f.ok(content=NOT_A_CARD))
+
+
+async def extract(client: AppClient) -> Reply:
+    return await client.request("POST", "/api/extract", json={"paper": PAPER})
+
+
+def card_of(reply: Reply, model_wrote: str) -> dict[str, typing.Any]:
+    """The card in a successful reply, after checking it is one."""
+    assert reply.status == 200, (
+        f"the model answered {model_wrote} and POST /api/extract answered {reply.status}, not "
+        f"the card: {reply.text[:200]!r}"
+    )
+    body = reply.json()
+    return {name: body.get(name) for name in CARD}
+
+
+def check_one_call(fake_llm: FakeLLM, model_wrote: str) -> None:
+    calls = len(fake_llm.calls)
+    assert calls == 1, (
+        f"the model answered {model_wrote}, and the app called it {calls} time(s): that answer "
+        "holds the card, it should be read from the first answer"
+    )
+
+
+def check_error(reply: Reply, status: int, after: str) -> None:
+    """The reply is an error with `status` and the JSON error shape."""
+    assert reply.status == status, (
+        f"{after}, POST /api/extract answered {reply.status}, expected {status}: "
+        f"{reply.text[:200]!r}"
+    )
+    body = reply.json()
+    shape = {"code": str, "message": str, "retryable": bool}
+    wrong = [name for name, kind in shape.items() if not isinstance(body.get(name), kind)]
+    assert not wrong and body["message"].strip(), (
+        f"the {status} reply should be JSON with a string 'code', a 'message' saying what "
+        f"happened and a boolean 'retryable'; it was {reply.text[:200]!r}"
+    )
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="JSON in a code fence is read",
+    hint="Models often wrap JSON in a Markdown code fence (```json ... ```): read the JSON inside "
+    "it rather than handing the raw text to json.loads.",
+)
+async def test_json_in_a_code_fence_is_read(client: AppClient, fake_llm: FakeLLM) -> None:
+    model_answers(fake_llm, f.near_miss_json("fenced", content=json.dumps(CARD, indent=2)))
+    reply = await extract(client)
+    wrote = "with the card's JSON in a ```json code fence"
+    card = card_of(reply, wrote)
+    assert card == CARD, f"the model wrote the card {CARD}, POST /api/extract answered {card}"
+    check_one_call(fake_llm, wrote)
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="JSON with a sentence around it, or a trailing comma, is read",
+    hint="Take the JSON object out of the prose a model writes before or after it, and drop "
+    "trailing commas (`[1, 2,]`, `{...,}`) without changing the commas inside strings.",
+)
+async def test_json_with_prose_or_a_trailing_comma_is_read(
+    client: AppClient, fake_llm: FakeLLM
+) -> None:
+    styles = {
+        "prose": "with a sentence before and after the card's JSON",
+        "trailing_comma": "with the card's JSON ending in a trailing comma (`,\\n}`)",
+    }
+    for style, wrote in styles.items():
+        model_answers(fake_llm, f.near_miss_json(style, content=json.dumps(CARD, indent=2)))
+        reply = await extract(client)
+        card = card_of(reply, wrote)
+        assert card == CARD, (
+            f"the model answered {wrote}: {CARD}; POST /api/extract answered {card}"
+        )
+        check_one_call(fake_llm, wrote)
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=3,
+    title="An answer that is not JSON is repaired with one more call",
+    hint="When the model's answer still holds no valid JSON card, ask it once more (for instance "
+    "with its answer and what was wrong with it) and use the new answer.",
+)
+async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: FakeLLM) -> None:
+    model_answers(fake_llm, f.ok(content=NOT_A_CARD), f.ok(content=json.dumps(CARD)))
+    reply = await extract(client)
+    calls = len(fake_llm.calls)
+    assert calls == 2, (
+        f"the model first answered {NOT_A_CARD!r}, and the app called it {calls} time(s): it "
+        "should ask once more (the model then answers with the card)"
+    )
+    card = card_of(reply, f"{NOT_A_CARD!r}, then with the card when asked again")
+    assert card == CARD, f"the model's second answer was {CARD}, the app answered {card}"
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="An answer still invalid after one repair is a 502 that says so",
+    hint="If the repaired answer holds no valid card either, stop there (one repair at most) and "
+    'answer 502 with {"code", "message", "retryable"}, the message saying the model\'s answer '
+    "could not be read; never let the parse error become a 500.",
+)
+async def test_output_that_stays_invalid_is_a_502(client: AppClient, fake_llm: FakeLLM) -> None:
+    model_answers(
+        fake_llm,
+        f.ok(content=NOT_A_CARD),
+        f.ok(content=CUT_SHORT),
+        f.ok(content=json.dumps(CARD)),  # what a third call would get
+    )
+    reply = await extract(client)
+    calls = len(fake_llm.calls)
+    assert calls == 2, (
+        f"the model's first two answers held no card, and the app called it {calls} time(s): "
+        "it should try one repair, and stop there"
+    )
+    check_error(reply, 502, "the model's answer held no card, even after one repair")
