@@ -38,7 +38,10 @@ NO_ERROR_EVENT = Mutant(
     expected_failures=frozenset(
         {
             "a_failure_midway_ends_with_an_error_event",
+            "a_slow_token_drip_is_cut_off_at_the_deadline",
+            "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
             "a_stream_with_every_model_down_ends_with_an_error",
+            "an_endless_stream_is_cut_off_at_the_deadline",
         }
     ),
 )
@@ -416,8 +419,14 @@ IGNORES_DEADLINE = Mutant(
     ),
     expected_failures=frozenset(
         {
+            "a_model_that_never_answers_is_cut_off_with_a_504",
+            "a_slow_drip_is_cut_off_at_the_deadline",
+            "a_slow_token_drip_is_cut_off_at_the_deadline",
+            "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
+            "an_endless_stream_is_cut_off_at_the_deadline",
             "fallback_rather_than_wait_past_the_deadline",
             "retries_stop_at_the_deadline",
+            "the_deadline_counts_every_attempt",
         }
     ),
 )
@@ -520,9 +529,12 @@ SWALLOWS_ERRORS = Mutant(
     ),
     expected_failures=frozenset(
         {
+            "a_model_that_never_answers_is_cut_off_with_a_504",
+            "a_slow_drip_is_cut_off_at_the_deadline",
             "attempts_are_bounded",
             "rejected_requests_are_not_retried",
             "retries_stop_at_the_deadline",
+            "the_deadline_counts_every_attempt",
         }
     ),
 )

@@ -1,0 +1,139 @@
+"""What the timeouts scenarios check: a slow model is cut off at REQUEST_DEADLINE, the user is
+told, and the call to the model is closed.
+
+The user is told with the brief's error shape, as a 504 reply or as the stream's last event::
+
+    {"code": "deadline_exceeded", "message": "The model took too long.", "retryable": true}
+
+Each scenario waits for the app no longer than the deadline plus LATE: an app still busy then has
+already failed, and waiting on would only make a wrong app slower to grade.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import typing
+
+import anyio
+
+from .app_client import AppClient, Reply, StreamReply
+from .fake_llm import FakeLLM
+from .launcher import AppSettings
+from .timing import CLOCK_SLACK, LATE, NOTICED_LEAVING
+
+ERROR_SHAPE = '{"code": "...", "message": "...", "retryable": true|false}'
+
+
+def patience(settings: AppSettings) -> float:
+    """How long a user waits for the app: until the deadline, and LATE more."""
+    return settings.request_deadline + LATE
+
+
+async def ask(client: AppClient, question: str, settings: AppSettings) -> Reply:
+    """``POST /api/answer``, given up (as a user closing the tab) after `patience`."""
+    limit = patience(settings)
+    with anyio.move_on_after(limit):
+        return await client.ask(question)
+    raise AssertionError(
+        f"POST /api/answer had not answered {limit:.2f}s after it was asked: the model was too "
+        f"slow and the app waited for it past REQUEST_DEADLINE ({settings.request_deadline:g}s)"
+    )
+
+
+async def stream(
+    client: AppClient, question: str, settings: AppSettings
+) -> tuple[StreamReply, float]:
+    """``POST /api/answer/stream`` read to its end, and the seconds from the request to that end;
+    given up (as a user closing the tab) after `patience`."""
+    limit = patience(settings)
+    started = time.monotonic()
+    with anyio.move_on_after(limit):
+        async with client.open_stream(question) as opened:
+            if not opened.ended:
+                async for _ in opened.follow():
+                    pass
+            return opened.result, time.monotonic() - started
+    raise AssertionError(
+        f"POST /api/answer/stream was still going {limit:.2f}s after it was asked: the model "
+        f"was too slow and the app went on waiting for it past REQUEST_DEADLINE "
+        f"({settings.request_deadline:g}s)"
+    )
+
+
+def expect_error(error: typing.Any, where: str) -> None:
+    """`error` is what the brief asks of every failure: a code, a message, whether to retry."""
+    assert (
+        isinstance(error, dict)
+        and isinstance(error.get("code"), str)
+        and bool(error["code"])
+        and isinstance(error.get("message"), str)
+        and bool(error["message"].strip())
+        and isinstance(error.get("retryable"), bool)
+    ), f"{where} should carry {ERROR_SHAPE}, not {error!r}"
+
+
+def expect_error_event(reply: StreamReply, what: str) -> None:
+    """The reply is a stream of events whose last is a well-formed `error`, with no `done`; or,
+    from an app that had not started the stream (whether it streams is the streaming task's
+    business), a 504 with the error as its body."""
+    if not reply.is_event_stream and reply.status == 504:
+        try:
+            body = json.loads(reply.body)
+        except ValueError:
+            body = reply.body
+        expect_error(body, "the 504 reply")
+        return
+    reply.expect_events()
+    tokens = len(reply.tokens)
+    if "done" in reply.names:
+        ending = f"`done` after {tokens} tokens, as if the answer were complete"
+    elif reply.names[-1:] != ["error"]:
+        ending = f"no `error` event after {tokens} tokens, as if the answer were simply short"
+    else:
+        ending = ""
+    assert not ending, f"{what}, and the stream ended with {ending}: end it with an `error` event"
+    expect_error(reply.events[-1].data, "the error event")
+
+
+def expect_at_deadline(took: float, settings: AppSettings, what: str) -> None:
+    """`what` happened at the deadline: not before it (the fake is never early, so neither is a
+    deadline counted from the request's arrival), and at most LATE after it."""
+    deadline = settings.request_deadline
+    assert deadline - CLOCK_SLACK <= took <= deadline + LATE, (
+        f"{what} {took:.2f}s after the question; REQUEST_DEADLINE is {deadline:g}s, so it "
+        f"should come at the deadline (allowed: up to {LATE}s after it), not before"
+    )
+
+
+async def expect_hung_up(fake_llm: FakeLLM, after: str) -> None:
+    """Every call to the model ends within NOTICED_LEAVING: the app has closed its connection."""
+    try:
+        await fake_llm.ledger.wait_for(
+            lambda calls: all(call.finished for call in calls),
+            timeout=NOTICED_LEAVING,
+            what="the app's calls to end",
+        )
+    except TimeoutError:
+        running = [call for call in fake_llm.calls if not call.finished]
+        raise AssertionError(
+            f"{after}, the app left {len(running)} call(s) to the model running "
+            f"({NOTICED_LEAVING}s later, {sum(c.tokens for c in running)} tokens billed so "
+            "far): close the upstream connection at the deadline, or the provider goes on "
+            "generating, and billing, an answer nobody will read"
+        ) from None
+
+
+async def expect_504(
+    client: AppClient, fake_llm: FakeLLM, question: str, settings: AppSettings, model: str
+) -> None:
+    """The user gets a 504 with a clear JSON error at the deadline, and the calls are closed.
+    `model` says what the model did, as a sentence's start."""
+    reply = await ask(client, question, settings)
+    assert reply.status == 504, (
+        f"{model}, and POST /api/answer answered {reply.status} after {reply.took:.2f}s; at "
+        f"REQUEST_DEADLINE it should answer 504 (Gateway Timeout) with {ERROR_SHAPE}"
+    )
+    expect_error(reply.json(), "the 504 reply")
+    expect_at_deadline(reply.took, settings, "the 504 came")
+    await expect_hung_up(fake_llm, "after answering 504")

@@ -1,0 +1,77 @@
+"""Timeouts: a model that is slow, rather than failing, is cut off at the request's deadline.
+
+httpx's read timeout bounds the wait for each chunk, not the whole response: a model that drips
+its answer, or writes forever, never trips it. Only the deadline (REQUEST_DEADLINE, every attempt
+included) ends such a request; then the user is told (504, or an `error` event) and the call to
+the model is closed, or the provider goes on generating and billing it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import deadline_checks as cut
+from harness.app_client import AppClient
+from harness.fake_llm import FakeLLM
+from harness.fake_llm import faults as f
+from harness.launcher import AppSettings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.scenario(
+    task="timeouts",
+    points=3,
+    title="A model that never answers is cut off at the deadline with a 504",
+    hint="Enforce REQUEST_DEADLINE around the whole answer, every attempt included (e.g. "
+    "anyio.fail_after or asyncio.timeout): when it passes, cancel the upstream call (closing "
+    'its connection) and answer 504 with {"code", "message", "retryable"}. Do not count on '
+    "the read timeout, which may be longer than the deadline.",
+)
+# The read timeout is beyond the deadline, as in production (60 s against 30 s by default): only
+# the deadline can end the wait, and whatever the app's retry policy, an attempt is under way then.
+@pytest.mark.app_settings(REQUEST_DEADLINE="1.0", LLM_READ_TIMEOUT="3.0")
+async def test_a_model_that_never_answers_is_cut_off_with_a_504(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.hang())  # every model, every time: no headers, not a byte
+    await cut.expect_504(client, fake_llm, question, app_settings, "The model never sent a byte")
+
+
+@pytest.mark.scenario(
+    task="timeouts",
+    points=3,
+    title="A model that drips its answer slowly is cut off at the deadline",
+    hint="httpx's read timeout bounds each chunk, not the whole response: a model sending a few "
+    "bytes every 50 ms never trips it. Only your own deadline around the call stops it: then "
+    "close the upstream connection and answer 504.",
+)
+@pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
+async def test_a_slow_drip_is_cut_off_at_the_deadline(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    # A piece every 50 ms, far within LLM_READ_TIMEOUT (2 s); the body (over 400 bytes) takes
+    # 2.7 s or more in all: far past the deadline, even with LATE or NOTICED_LEAVING on top.
+    fake_llm.always(f.drip(bytes_per_second=150))
+    await cut.expect_504(
+        client, fake_llm, question, app_settings, "The model sent its answer a few bytes at a time"
+    )
+
+
+@pytest.mark.scenario(
+    task="timeouts",
+    points=3,
+    title="A model that writes forever is cut off at the deadline with an `error` event",
+    hint="A stream gets the same deadline as POST /api/answer, counted from the request: when "
+    "it passes mid-stream, close the upstream call and end the stream with an `error` event "
+    '({"code", "message", "retryable"}).',
+)
+@pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
+async def test_an_endless_stream_is_cut_off_at_the_deadline(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.endless(token_delay=0.05))  # far within LLM_READ_TIMEOUT (2 s), never an end
+    reply, took = await cut.stream(client, question, app_settings)
+    cut.expect_error_event(reply, "The model was still writing when REQUEST_DEADLINE passed")
+    cut.expect_at_deadline(took, app_settings, "the stream ended")
+    await cut.expect_hung_up(fake_llm, "after ending the stream")
