@@ -8,6 +8,7 @@ comparable with the test's own clock; `to_json` turns them into seconds since th
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 import typing
@@ -58,6 +59,24 @@ class Call:
         return dataclasses.replace(
             self, token_times=list(self.token_times), request_headers=dict(self.request_headers)
         )
+
+
+def peak_concurrency(calls: typing.Iterable[Call]) -> int:
+    """The most of `calls` in flight at one moment, each from its arrival to its end (a call
+    still going counts as in flight).
+
+    A call's end is recorded before its last byte leaves, so a client that waits for one answer
+    before it sends the next request never has two calls in flight here.
+    """
+    changes = []
+    for call in calls:
+        changes.append((call.received_at, 1))
+        changes.append((math.inf if call.ended_at is None else call.ended_at, -1))
+    peak = in_flight = 0
+    for _, change in sorted(changes):  # at the same moment, an end comes before a start
+        in_flight += change
+        peak = max(peak, in_flight)
+    return peak
 
 
 class Ledger:

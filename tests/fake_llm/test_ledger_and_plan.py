@@ -14,6 +14,7 @@ import pytest
 
 from harness.fake_llm import DEFAULT_MODELS, FakeLLM, Fault, FaultError
 from harness.fake_llm import faults as f
+from harness.fake_llm.ledger import Call, peak_concurrency
 from harness.fake_llm.plan import FaultPlan
 
 from .helpers import (
@@ -214,6 +215,17 @@ async def test_to_json_gives_times_relative_to_the_ledger_start(fake_llm: FakeLL
         3,
     )
     assert call_json["text"] == stream.text
+
+
+def test_peak_concurrency_counts_the_calls_in_flight_at_once() -> None:
+    def call(received_at: float, ended_at: float | None) -> Call:
+        return Call(1, MODEL, False, "", "ok", received_at, ended_at=ended_at)
+
+    assert peak_concurrency([]) == 0
+    one_after_another = [call(0, 1), call(1, 2), call(2, 3)]  # an end, then the next start
+    assert peak_concurrency(one_after_another) == 1
+    assert peak_concurrency([call(0, 3), call(1, 2), call(1.5, 4), call(3.5, 5)]) == 3
+    assert peak_concurrency([call(0, None), call(5, 6)]) == 2  # a call still going counts
 
 
 async def test_wait_for_says_what_it_waited_for_and_what_the_ledger_has(fake_llm: FakeLLM) -> None:

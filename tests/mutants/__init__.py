@@ -13,9 +13,15 @@ Each task's mutants live in a module named after it; `MUTANTS` is all of them, i
 
 from __future__ import annotations
 
-from . import core, metadata, timeouts
+from . import core, jobs, metadata, structured, timeouts
 from .edits import Edit, Mutant
 
-MUTANTS: list[Mutant] = [*core.MUTANTS, *metadata.MUTANTS, *timeouts.MUTANTS]
+MUTANTS: list[Mutant] = [
+    *core.MUTANTS,
+    *metadata.MUTANTS,
+    *timeouts.MUTANTS,
+    *jobs.MUTANTS,
+    *structured.MUTANTS,
+]
 
 __all__ = ["MUTANTS", "Edit", "Mutant"]
