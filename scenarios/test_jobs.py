@@ -8,8 +8,8 @@ import time
 import anyio
 import pytest
 
-from harness import job_checks as jobs
 from harness.app_client import AppClient
+from harness.checks import jobs
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency

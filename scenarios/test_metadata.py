@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import metadata_checks as meta
 from harness.app_client import AppClient
+from harness.checks import metadata as meta
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 

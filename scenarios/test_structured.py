@@ -1,8 +1,4 @@
-"""Structured output: a paper's card, read by the model as JSON, even when the JSON is not quite.
-
-Every scenario scripts what the model answers, and answers any call beyond the script with text
-that holds no card: what an app gets never depends on how it asks (with `response_format` or not).
-"""
+"""Structured output: a paper's card, read by the model as JSON, even when the JSON is not quite."""
 
 from __future__ import annotations
 
@@ -12,9 +8,9 @@ import typing
 import pytest
 
 from harness.app_client import AppClient, Reply
+from harness.checks import cards
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.fake_llm.faults import Fault
 
 pytestmark = pytest.mark.anyio
 
@@ -28,13 +24,6 @@ NOT_A_CARD = "I'm sorry, I can't tell when this paper was published from its abs
 CUT_SHORT = json.dumps(CARD)[:60]  # a card the model stopped writing midway: not JSON
 
 
-def model_answers(fake_llm: FakeLLM, *answers: Fault) -> None:
-    """The model gives these answers, one per call, then only answers that hold no card."""
-    fake_llm.reset()
-    fake_llm.script(*answers)
-    fake_llm.always(f.ok(content=NOT_A_CARD))
-
-
 async def extract(client: AppClient) -> Reply:
     return await client.request("POST", "/api/extract", json={"paper": PAPER})
 
@@ -45,8 +34,7 @@ def card_of(reply: Reply, model_wrote: str) -> dict[str, typing.Any]:
         f"the model answered {model_wrote} and POST /api/extract answered {reply.status}, not "
         f"the card: {reply.text[:200]!r}"
     )
-    body = reply.json()
-    return {name: body.get(name) for name in CARD}
+    return cards.card_of(reply.json())
 
 
 def check_one_call(fake_llm: FakeLLM, model_wrote: str) -> None:
@@ -54,21 +42,6 @@ def check_one_call(fake_llm: FakeLLM, model_wrote: str) -> None:
     assert calls == 1, (
         f"the model answered {model_wrote}, and the app called it {calls} time(s): that answer "
         "holds the card, it should be read from the first answer"
-    )
-
-
-def check_error(reply: Reply, status: int, after: str) -> None:
-    """The reply is an error with `status` and the JSON error shape."""
-    assert reply.status == status, (
-        f"{after}, POST /api/extract answered {reply.status}, expected {status}: "
-        f"{reply.text[:200]!r}"
-    )
-    body = reply.json()
-    shape = {"code": str, "message": str, "retryable": bool}
-    wrong = [name for name, kind in shape.items() if not isinstance(body.get(name), kind)]
-    assert not wrong and body["message"].strip(), (
-        f"the {status} reply should be JSON with a string 'code', a 'message' saying what "
-        f"happened and a boolean 'retryable'; it was {reply.text[:200]!r}"
     )
 
 
@@ -80,7 +53,9 @@ def check_error(reply: Reply, status: int, after: str) -> None:
     "it rather than handing the raw text to json.loads.",
 )
 async def test_json_in_a_code_fence_is_read(client: AppClient, fake_llm: FakeLLM) -> None:
-    model_answers(fake_llm, f.near_miss_json("fenced", content=json.dumps(CARD, indent=2)))
+    cards.model_answers(
+        fake_llm, f.near_miss_json("fenced", content=json.dumps(CARD, indent=2)), then=NOT_A_CARD
+    )
     reply = await extract(client)
     wrote = "with the card's JSON in a ```json code fence"
     card = card_of(reply, wrote)
@@ -103,7 +78,9 @@ async def test_json_with_prose_or_a_trailing_comma_is_read(
         "trailing_comma": "with the card's JSON ending in a trailing comma (`,\\n}`)",
     }
     for style, wrote in styles.items():
-        model_answers(fake_llm, f.near_miss_json(style, content=json.dumps(CARD, indent=2)))
+        cards.model_answers(
+            fake_llm, f.near_miss_json(style, content=json.dumps(CARD, indent=2)), then=NOT_A_CARD
+        )
         reply = await extract(client)
         card = card_of(reply, wrote)
         assert card == CARD, (
@@ -120,7 +97,9 @@ async def test_json_with_prose_or_a_trailing_comma_is_read(
     "with its answer and what was wrong with it) and use the new answer.",
 )
 async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: FakeLLM) -> None:
-    model_answers(fake_llm, f.ok(content=NOT_A_CARD), f.ok(content=json.dumps(CARD)))
+    cards.model_answers(
+        fake_llm, f.ok(content=NOT_A_CARD), f.ok(content=json.dumps(CARD)), then=NOT_A_CARD
+    )
     reply = await extract(client)
     calls = len(fake_llm.calls)
     assert calls == 2, (
@@ -140,11 +119,12 @@ async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: Fake
     "could not be read; never let the parse error become a 500.",
 )
 async def test_output_that_stays_invalid_is_a_502(client: AppClient, fake_llm: FakeLLM) -> None:
-    model_answers(
+    cards.model_answers(
         fake_llm,
         f.ok(content=NOT_A_CARD),
         f.ok(content=CUT_SHORT),
         f.ok(content=json.dumps(CARD)),  # what a third call would get
+        then=NOT_A_CARD,
     )
     reply = await extract(client)
     calls = len(fake_llm.calls)
@@ -152,4 +132,4 @@ async def test_output_that_stays_invalid_is_a_502(client: AppClient, fake_llm: F
         f"the model's first two answers held no card, and the app called it {calls} time(s): "
         "it should try one repair, and stop there"
     )
-    check_error(reply, 502, "the model's answer held no card, even after one repair")
+    cards.expect_error(reply, 502, "the model's answer held no card, even after one repair")

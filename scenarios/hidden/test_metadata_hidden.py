@@ -6,8 +6,8 @@ import secrets
 
 import pytest
 
-from harness import metadata_checks as meta
 from harness.app_client import AppClient
+from harness.checks import metadata as meta
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply
 from harness.app_pool import RunningApp
+from harness.checks import cards
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.fake_llm.faults import Fault
 
 pytestmark = pytest.mark.anyio
 
@@ -27,18 +27,6 @@ CARD: dict[str, typing.Any] = {
     "keywords": ["sparse attention", "inference cost", "long contexts"],
 }
 NOT_A_CARD = "The abstract does not say who wrote it, so I cannot fill in the card."
-
-
-def model_answers(fake_llm: FakeLLM, *answers: Fault) -> None:
-    """The model gives these answers, one per call, then only answers that hold no card (so
-    that what an app gets never depends on whether it asks with `response_format`)."""
-    fake_llm.reset()
-    fake_llm.script(*answers)
-    fake_llm.always(f.ok(content=NOT_A_CARD))
-
-
-def card_of(body: dict[str, typing.Any]) -> dict[str, typing.Any]:
-    return {name: body.get(name) for name in CARD}
 
 
 # -- near-misses ----------------------------------------------------------------------------------
@@ -113,7 +101,7 @@ def test_near_misses_of_any_kind_are_read(
     @hypothesis.given(near_misses())
     def answer_then_card(example: tuple[dict[str, typing.Any], str]) -> None:
         card, answer = example
-        model_answers(fake_llm, f.ok(content=answer))
+        cards.model_answers(fake_llm, f.ok(content=answer), then=NOT_A_CARD)
         response = http.post(f"{app.url}/api/extract", json={"paper": PAPER})
         reply = Reply(
             response.status_code, response.headers, response.text, 0.0, "POST /api/extract"
@@ -123,7 +111,9 @@ def test_near_misses_of_any_kind_are_read(
         assert reply.status == 200, (
             f"{where}; the app answered {reply.status}: {reply.text[:200]!r}"
         )
-        assert card_of(reply.json()) == card, f"{where}; the app answered {reply.text[:200]!r}"
+        assert cards.card_of(reply.json()) == card, (
+            f"{where}; the app answered {reply.text[:200]!r}"
+        )
         assert calls == 1, f"{where}; the app called the model {calls} times, not once"
 
     with http:
@@ -150,12 +140,17 @@ WRONG_SHAPES = {
 async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: FakeLLM) -> None:
     problems = []
     for what, wrong in WRONG_SHAPES.items():
-        model_answers(fake_llm, f.ok(content=json.dumps(wrong)), f.ok(content=json.dumps(CARD)))
+        cards.model_answers(
+            fake_llm,
+            f.ok(content=json.dumps(wrong)),
+            f.ok(content=json.dumps(CARD)),
+            then=NOT_A_CARD,
+        )
         reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
         calls = len(fake_llm.calls)
         if calls != 2:
             problems.append(f"after a card with {what}, the app called the model {calls} time(s)")
-        elif reply.status != 200 or card_of(reply.json()) != CARD:
+        elif reply.status != 200 or cards.card_of(reply.json()) != CARD:
             problems.append(
                 f"after a card with {what}, then a valid one, the app answered {reply.status}: "
                 f"{reply.text[:200]!r}"
@@ -177,19 +172,9 @@ async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: Fake
     '"retryable"}, before asking the model anything.',
 )
 async def test_an_unknown_paper_is_a_400(client: AppClient, fake_llm: FakeLLM) -> None:
-    model_answers(fake_llm)
+    cards.model_answers(fake_llm, then=NOT_A_CARD)
     for body in ({"paper": "quantum"}, {"title": PAPER}):
         reply = await client.request("POST", "/api/extract", json=body)
-        assert reply.status == 400, (
-            f"POST /api/extract with {body} answered {reply.status}, expected 400: "
-            f"{reply.text[:200]!r}"
-        )
-        error = reply.json()
-        shape = {"code": str, "message": str, "retryable": bool}
-        wrong = [name for name, kind in shape.items() if not isinstance(error.get(name), kind)]
-        assert not wrong and error["message"].strip(), (
-            f"the 400 for {body} should be JSON with a string 'code', a 'message' saying what "
-            f"is wrong and a boolean 'retryable'; it was {reply.text[:200]!r}"
-        )
+        cards.expect_error(reply, 400, f"asked for the card of {body}")
     calls = len(fake_llm.calls)
     assert calls == 0, f"the app called the model {calls} time(s) for papers it does not know"

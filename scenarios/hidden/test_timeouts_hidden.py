@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import deadline_checks as cut
 from harness.app_client import AppClient
+from harness.checks import deadlines as cut
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings

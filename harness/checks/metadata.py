@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import typing
 
-from .fake_llm.ledger import Call
-from .timing import CLOCK_SLACK
+from ..fake_llm.ledger import Call
+from ..timing import CLOCK_SLACK
 
 REQUEST_ID = "X-Request-ID"
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from .app_client import CLIENT_GIVES_UP, AppClient, Reply
-from .fake_llm.ledger import Call
+from ..app_client import CLIENT_GIVES_UP, AppClient, Reply
+from ..fake_llm.ledger import Call
 
 Item = dict[str, typing.Any]
 STATES = ("pending", "active", "completed", "failed", "cancelled")

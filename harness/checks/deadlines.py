@@ -17,10 +17,10 @@ import typing
 
 import anyio
 
-from .app_client import AppClient, Reply, StreamReply
-from .fake_llm import FakeLLM
-from .launcher import AppSettings
-from .timing import CLOCK_SLACK, LATE, NOTICED_LEAVING
+from ..app_client import AppClient, Reply, StreamReply
+from ..fake_llm import FakeLLM
+from ..launcher import AppSettings
+from ..timing import CLOCK_SLACK, LATE, NOTICED_LEAVING
 
 ERROR_SHAPE = '{"code": "...", "message": "...", "retryable": true|false}'
 
