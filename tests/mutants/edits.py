@@ -19,3 +19,6 @@ class Mutant:
     edits: tuple[Edit, ...]
     # The scenario ids this mutant must fail (and so the scenarios that catch it).
     expected_failures: frozenset[str] = frozenset()
+    # The tasks whose scenarios its flaw can reach, when its edits touch only code behind those
+    # tasks' endpoints (say, jobs.py): the calibration grades it on these alone. None: every task.
+    reaches: tuple[str, ...] | None = None

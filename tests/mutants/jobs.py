@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .edits import Edit, Mutant
 
+# Every edit here is in jobs.py, which only the batch and job endpoints use.
+ONLY_JOBS = ("jobs",)
+
 ONE_CALL_AT_A_TIME = Mutant(
     "batch_one_call_at_a_time",
     "A lock around the model call (to protect the shared HTTP client) answers a batch one "
@@ -16,6 +19,7 @@ ONE_CALL_AT_A_TIME = Mutant(
         ),
     ),
     expected_failures=frozenset({"a_batch_runs_in_parallel_under_the_cap"}),
+    reaches=ONLY_JOBS,
 )
 
 NO_CAP = Mutant(
@@ -36,6 +40,7 @@ NO_CAP = Mutant(
     expected_failures=frozenset(
         {"a_batch_runs_in_parallel_under_the_cap", "two_batches_share_the_cap"}
     ),
+    reaches=ONLY_JOBS,
 )
 
 CAP_PER_JOB = Mutant(
@@ -65,6 +70,7 @@ CAP_PER_JOB = Mutant(
         Edit("jobs.py", "            async with self._slots:\n", "            async with slots:\n"),
     ),
     expected_failures=frozenset({"two_batches_share_the_cap"}),
+    reaches=ONLY_JOBS,
 )
 
 CANCEL_ONLY_MARKS = Mutant(
@@ -82,6 +88,7 @@ CANCEL_ONLY_MARKS = Mutant(
         ),
     ),
     expected_failures=frozenset({"cancelling_a_job_stops_what_is_left"}),
+    reaches=ONLY_JOBS,
 )
 
 ONE_FAILURE_CANCELS_THE_BATCH = Mutant(
@@ -96,6 +103,7 @@ ONE_FAILURE_CANCELS_THE_BATCH = Mutant(
         ),
     ),
     expected_failures=frozenset({"one_failure_does_not_fail_the_batch"}),
+    reaches=ONLY_JOBS,
 )
 
 FAILURE_AS_TEXT = Mutant(
@@ -109,6 +117,7 @@ FAILURE_AS_TEXT = Mutant(
         ),
     ),
     expected_failures=frozenset({"one_failure_does_not_fail_the_batch"}),
+    reaches=ONLY_JOBS,
 )
 
 POST_WAITS_FOR_THE_ANSWERS = Mutant(
@@ -128,6 +137,7 @@ POST_WAITS_FOR_THE_ANSWERS = Mutant(
             "progress_shows_what_the_model_is_doing",
         }
     ),
+    reaches=ONLY_JOBS,
 )
 
 NO_ACTIVE_STATE = Mutant(
@@ -135,6 +145,7 @@ NO_ACTIVE_STATE = Mutant(
     "Items go from pending to completed: the job never shows which questions are with the model.",
     (Edit("jobs.py", '                item.state = "active"\n', ""),),
     expected_failures=frozenset({"progress_shows_what_the_model_is_doing"}),
+    reaches=ONLY_JOBS,
 )
 
 RESULT_WITHOUT_METADATA = Mutant(
@@ -149,6 +160,7 @@ RESULT_WITHOUT_METADATA = Mutant(
         ),
     ),
     expected_failures=frozenset({"a_batch_is_taken_at_once_and_answered_later"}),
+    reaches=ONLY_JOBS,
 )
 
 UNKNOWN_JOB_CRASHES = Mutant(
@@ -165,6 +177,7 @@ UNKNOWN_JOB_CRASHES = Mutant(
         ),
     ),
     expected_failures=frozenset({"unknown_jobs_and_wrong_batches_get_clear_errors"}),
+    reaches=ONLY_JOBS,
 )
 
 MUTANTS = [

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from .edits import Edit, Mutant
 
+# Every edit here is in extract.py, or in the error class only it raises: only POST /api/extract
+# runs them.
+ONLY_STRUCTURED = ("structured",)
+
 READ_CARD = "    return _checked(_first_object(_without_trailing_commas(answer)))\n"
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -19,6 +23,7 @@ BARE_JSON_LOADS = Mutant(
             "near_misses_of_any_kind_are_read",
         }
     ),
+    reaches=ONLY_STRUCTURED,
 )
 
 STRIPS_FENCES_ONLY = Mutant(
@@ -38,6 +43,7 @@ STRIPS_FENCES_ONLY = Mutant(
             "near_misses_of_any_kind_are_read",
         }
     ),
+    reaches=ONLY_STRUCTURED,
 )
 
 KEEPS_TRAILING_COMMAS = Mutant(
@@ -50,6 +56,7 @@ KEEPS_TRAILING_COMMAS = Mutant(
             "near_misses_of_any_kind_are_read",
         }
     ),
+    reaches=ONLY_STRUCTURED,
 )
 
 TRAILING_COMMAS_IN_OBJECTS_ONLY = Mutant(
@@ -57,6 +64,7 @@ TRAILING_COMMAS_IN_OBJECTS_ONLY = Mutant(
     "A trailing comma is dropped before a closing brace, not before a closing bracket (`[1, 2,]`).",
     (Edit("extract.py", r",(?=\s*[}\]])", r",(?=\s*})"),),
     expected_failures=frozenset({"near_misses_of_any_kind_are_read"}),
+    reaches=ONLY_STRUCTURED,
 )
 
 # -- validation and repair ------------------------------------------------------------------------
@@ -72,6 +80,7 @@ NO_VALIDATION = Mutant(
         ),
     ),
     expected_failures=frozenset({"wrong_shaped_output_is_repaired"}),
+    reaches=ONLY_STRUCTURED,
 )
 
 NO_REPAIR = Mutant(
@@ -85,6 +94,7 @@ NO_REPAIR = Mutant(
             "wrong_shaped_output_is_repaired",
         }
     ),
+    reaches=ONLY_STRUCTURED,
 )
 
 REPAIRS_UNTIL_VALID = Mutant(
@@ -92,6 +102,7 @@ REPAIRS_UNTIL_VALID = Mutant(
     "An invalid answer is sent back to the model again and again (three repairs), not once.",
     (Edit("extract.py", "REPAIRS = 1 ", "REPAIRS = 3 "),),
     expected_failures=frozenset({"output_that_stays_invalid_is_a_502"}),
+    reaches=ONLY_STRUCTURED,
 )
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -107,6 +118,7 @@ INVALID_OUTPUT_IS_A_500 = Mutant(
         ),
     ),
     expected_failures=frozenset({"output_that_stays_invalid_is_a_502"}),
+    reaches=ONLY_STRUCTURED,
 )
 
 ERRORS_NOT_IN_SHAPE = Mutant(
@@ -125,6 +137,7 @@ ERRORS_NOT_IN_SHAPE = Mutant(
             "output_that_stays_invalid_is_a_502",
         }
     ),
+    reaches=ONLY_STRUCTURED,
 )
 
 UNKNOWN_PAPER_UNCHECKED = Mutant(
@@ -138,6 +151,7 @@ UNKNOWN_PAPER_UNCHECKED = Mutant(
         ),
     ),
     expected_failures=frozenset({"an_unknown_paper_is_a_400"}),
+    reaches=ONLY_STRUCTURED,
 )
 
 
