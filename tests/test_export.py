@@ -419,7 +419,7 @@ def test_the_bundle_installs_in_a_fresh_virtualenv_and_grades_the_starter(tmp_pa
         ["bash", "-eo", "pipefail", "-c", grade_script()],
         cwd=bundle, capture_output=True, text=True, timeout=300,
         env={**environ, "PATH": f"{venv / 'bin'}:{environ['PATH']}", "MIN_SCORE": "",
-             "GITHUB_STEP_SUMMARY": str(summary)},
+             "TASKS": ",".join(CORE_TASKS), "GITHUB_STEP_SUMMARY": str(summary)},
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
     assert summary.read_text().startswith("## faultfirst")
