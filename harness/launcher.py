@@ -298,6 +298,10 @@ class AppSettings:
     def max_attempts(self) -> int:
         return int(self.environ["MAX_ATTEMPTS"])
 
+    @property
+    def max_concurrency(self) -> int:
+        return int(self.environ["MAX_CONCURRENCY"])
+
     def backoff(self, retry: int) -> float:
         """The wait the brief asks for before retry number `retry` (0 for the first), before
         jitter: ``min(RETRY_BASE_DELAY * 2**retry, RETRY_MAX_DELAY)``."""

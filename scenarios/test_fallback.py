@@ -24,6 +24,7 @@ def retries_then_fallback(settings: AppSettings) -> float:
     backoffs = sum(settings.backoff(retry) for retry in range(settings.max_attempts - 1))
     return max(backoffs + LATE, settings.request_deadline / 2)
 
+
 pytestmark = pytest.mark.anyio
 
 

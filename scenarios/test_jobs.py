@@ -10,6 +10,7 @@ import pytest
 
 from harness.app_client import AppClient
 from harness.checks import jobs
+from harness.checks.errors import is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency
@@ -65,7 +66,7 @@ async def test_a_batch_runs_in_parallel_under_the_cap(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
     fake_llm.always(f.ok(latency=0.3))
-    cap = int(app_settings.environ["MAX_CONCURRENCY"])
+    cap = app_settings.max_concurrency
     batch = await jobs.Batch.start(client, jobs.numbered(question, 10))
     items = await batch.finished()
     calls = fake_llm.calls
@@ -104,7 +105,7 @@ async def test_one_failure_does_not_fail_the_batch(
         f"the model rejected {rejected!r} (400), yet its item is {failed['state']}: "
         f"{jobs.excerpt(failed)}"
     )
-    assert jobs.is_error(failed.get("error")), (
+    assert is_error(failed.get("error")), (
         'a failed item should say why in "error": {"code": str, "message": str, "retryable": '
         f"bool}}; the app shows {jobs.excerpt(failed)}"
     )

@@ -76,7 +76,7 @@ async def test_stream_is_token_events_then_done(
     task="streaming",
     points=2,
     title="A model failing mid-answer ends the stream with an `error` event",
-    hint='When the upstream fails after the stream has begun, send `event: error` with '
+    hint="When the upstream fails after the stream has begun, send `event: error` with "
     '{"code": ..., "message": ..., "retryable": true|false} and end the stream: the page must '
     "be able to tell a failure from an answer that is simply short.",
 )

@@ -17,9 +17,9 @@ from ..app_client import Reply
 from ..fake_llm import FakeLLM
 from ..fake_llm import faults as f
 from ..fake_llm.faults import Fault
+from .errors import is_error
 
 FIELDS = ("title", "year", "keywords")
-ERROR_SHAPE = {"code": str, "message": str, "retryable": bool}
 
 
 def model_answers(fake_llm: FakeLLM, *answers: Fault, then: str) -> None:
@@ -40,9 +40,7 @@ def expect_error(reply: Reply, status: int, after: str) -> None:
     assert reply.status == status, (
         f"{after}, {reply.what} answered {reply.status}, expected {status}: {reply.text[:200]!r}"
     )
-    body = reply.json()
-    wrong = [name for name, kind in ERROR_SHAPE.items() if not isinstance(body.get(name), kind)]
-    assert not wrong and body["message"].strip(), (
+    assert is_error(reply.json()), (
         f"the {status} reply should be JSON with a string 'code', a 'message' saying what "
         f"happened and a boolean 'retryable'; it was {reply.text[:200]!r}"
     )

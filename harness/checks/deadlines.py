@@ -21,8 +21,7 @@ from ..app_client import AppClient, Reply, StreamReply
 from ..fake_llm import FakeLLM
 from ..launcher import AppSettings
 from ..timing import CLOCK_SLACK, LATE, NOTICED_LEAVING
-
-ERROR_SHAPE = '{"code": "...", "message": "...", "retryable": true|false}'
+from .errors import ERROR_SHAPE, is_error
 
 
 def patience(settings: AppSettings) -> float:
@@ -63,14 +62,7 @@ async def stream(
 
 def expect_error(error: typing.Any, where: str) -> None:
     """`error` is what the brief asks of every failure: a code, a message, whether to retry."""
-    assert (
-        isinstance(error, dict)
-        and isinstance(error.get("code"), str)
-        and bool(error["code"])
-        and isinstance(error.get("message"), str)
-        and bool(error["message"].strip())
-        and isinstance(error.get("retryable"), bool)
-    ), f"{where} should carry {ERROR_SHAPE}, not {error!r}"
+    assert is_error(error) and error["code"], f"{where} should carry {ERROR_SHAPE}, not {error!r}"
 
 
 def expect_error_event(reply: StreamReply, what: str) -> None:

@@ -152,18 +152,6 @@ def wrong_answers(items: list[Item], calls: list[Call]) -> list[str]:
     return problems
 
 
-def is_error(body: typing.Any) -> bool:
-    """Whether `body` is ``{"code": str, "message": str, "retryable": bool}``, the shape of every
-    error the app reports."""
-    return (
-        isinstance(body, dict)
-        and isinstance(body.get("code"), str)
-        and isinstance(body.get("message"), str)
-        and bool(body["message"].strip())
-        and isinstance(body.get("retryable"), bool)
-    )
-
-
 def excerpt(value: typing.Any, limit: int = 200) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = " ".join(text.split())

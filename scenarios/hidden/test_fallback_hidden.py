@@ -31,7 +31,9 @@ async def test_no_fallback_when_the_primary_recovers(
     reply.answer()
     metadata = reply.json()
     used = len(fake_llm.ledger.calls(app_settings.fallback_model))
-    assert used == 0, f"the primary failed once, then would have answered; the app asked the fallback {used} time(s)"
+    assert used == 0, (
+        f"the primary failed once, then would have answered; the app asked the fallback {used} time(s)"
+    )
     assert metadata.get("model") == app_settings.primary_model, (
         f"the primary answered, but the metadata says model={metadata.get('model')!r}"
     )

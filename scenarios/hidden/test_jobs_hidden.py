@@ -11,6 +11,7 @@ import pytest
 
 from harness.app_client import CLIENT_GIVES_UP, AppClient
 from harness.checks import jobs
+from harness.checks.errors import is_error
 from harness.fake_llm import Call, FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency
@@ -30,7 +31,7 @@ async def test_two_batches_share_the_cap(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
     fake_llm.always(f.ok(latency=0.3))
-    cap = int(app_settings.environ["MAX_CONCURRENCY"])
+    cap = app_settings.max_concurrency
     questions = jobs.numbered(question, 12)
     batches: list[jobs.Batch] = []
 
@@ -106,12 +107,12 @@ async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
     problems = []
     for method in ("GET", "DELETE"):
         reply = await client.request(method, "/api/jobs/no-such-job")
-        if reply.status != 404 or not jobs.is_error(_json(reply.text)):
+        if reply.status != 404 or not is_error(_json(reply.text)):
             problems.append(f"{reply.what} answered {reply.status} {reply.text[:100]!r}")
     asked = "What does retrieval do to accuracy?"
     for body in (asked, {"question": asked}, {"questions": asked}):  # none is a list of questions
         reply = await client.request("POST", "/api/batch", json=body)
-        if reply.status != 400 or not jobs.is_error(_json(reply.text)):
+        if reply.status != 400 or not is_error(_json(reply.text)):
             sent = json.dumps(body)
             problems.append(f"POST /api/batch {sent} answered {reply.status} {reply.text[:100]!r}")
     assert not problems, (

@@ -154,7 +154,10 @@ TRANSIENT = {
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 def test_any_few_passing_failures_still_give_the_answer(
-    app: RunningApp, fake_llm: FakeLLM, question: str, app_settings: AppSettings,
+    app: RunningApp,
+    fake_llm: FakeLLM,
+    question: str,
+    app_settings: AppSettings,
     pytestconfig: pytest.Config,
 ) -> None:
     seed = pytestconfig.getoption("fault_seed")
