@@ -77,9 +77,25 @@ def test_a_batch_of_every_solution_grades_each_as_its_flaw_deserves(tmp_path: Pa
             if passed != STARTER_PASSES or statuses != {"failed"}:
                 wrong[name] = {"passed": sorted(passed), "other statuses": sorted(statuses)}
         elif not_passed(report) != {scenario: "failed" for scenario in expected[name]}:
-            wrong[name] = {"expected": sorted(expected[name]), "got": not_passed(report)}
+            wrong[name] = {
+                "expected": sorted(expected[name]),
+                "got": not_passed(report),
+                "unexpected": _surprises(report, expected[name]),
+            }
     assert wrong == {}, "solutions graded otherwise than their flaws deserve"
     assert rows["reference"]["percentage"] == 100
+
+
+def _surprises(report: dict[str, typing.Any], expected: set[str]) -> dict[str, str]:
+    """Why each scenario graded otherwise than expected went as it did: a failure's reason (what
+    a flake says about itself), or that an expected failure passed."""
+    surprises = {}
+    for scenario in report["scenarios"]:
+        failed, meant_to = scenario["status"] != "passed", scenario["id"] in expected
+        if failed != meant_to:
+            reason = scenario["reason"] if failed else "its flaw went uncaught"
+            surprises[scenario["id"]] = f"{scenario['status']} in {scenario['duration']}s: {reason}"
+    return surprises
 
 
 def _grade_batch(names: list[str], tasks: str, folder: Path) -> dict[str, typing.Any]:
