@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import time
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +28,12 @@ from .grading.evidence import UserActivity
 
 # Longer than any answer in a scenario takes, by far; an app still silent then has hung.
 CLIENT_GIVES_UP = 10.0
+
+# One for every client. Loopback HTTP never uses it, but httpx builds a fresh context, parsing
+# certifi's bundle, for each client not handed one (encode/httpx#3627): 30-60 ms of CPU when idle,
+# far more on a loaded machine, and all of it before the request leaves, inside the time a
+# scenario holds against the app.
+_SSL_CONTEXT = ssl.create_default_context()
 
 
 @dataclass
@@ -46,11 +53,11 @@ class Reply:
         except ValueError:
             raise AssertionError(
                 f"{self.what} answered {self.status} with a body that is not JSON: "
-                f"{_excerpt(self.text)}"
+                f"{excerpt(self.text)}"
             ) from None
         assert isinstance(body, dict), (
             f"{self.what} answered {self.status} with JSON that is not an object: "
-            f"{_excerpt(self.text)}"
+            f"{excerpt(self.text)}"
         )
         return body
 
@@ -58,25 +65,22 @@ class Reply:
         """The body of an error reply, after checking it is one the user can read: a 4xx or 5xx
         with a JSON object carrying a ``message``."""
         assert self.status >= 400, (
-            f"{self.what} answered {self.status} although it failed: "
-            f"{_excerpt(self.text)}"
+            f"{self.what} answered {self.status} although it failed: {excerpt(self.text)}"
         )
         body = self.json()
         assert isinstance(body.get("message"), str) and body["message"].strip(), (
             f"the error reply ({self.status}) should say what happened in a 'message': "
-            f"{_excerpt(self.text)}"
+            f"{excerpt(self.text)}"
         )
         return body
 
     def answer(self) -> str:
         """The ``answer`` of a successful reply, after checking it is one."""
         assert self.status == 200, (
-            f"{self.what} answered {self.status} instead of an answer: {_excerpt(self.text)}"
+            f"{self.what} answered {self.status} instead of an answer: {excerpt(self.text)}"
         )
         answer = self.json().get("answer")
-        assert isinstance(answer, str), (
-            f"the reply has no string 'answer': {_excerpt(self.text)}"
-        )
+        assert isinstance(answer, str), f"the reply has no string 'answer': {excerpt(self.text)}"
         return answer
 
 
@@ -92,7 +96,7 @@ class Event:
     def text(self) -> str:
         """The text of a ``token`` event."""
         assert isinstance(self.data, dict) and isinstance(self.data.get("text"), str), (
-            f"a token event should carry {{\"text\": \"...\"}}, this one carried {self.data!r}"
+            f'a token event should carry {{"text": "..."}}, this one carried {self.data!r}'
         )
         return typing.cast(str, self.data["text"])
 
@@ -127,7 +131,7 @@ class StreamReply:
         """Check the response is a stream of events, the way the brief asks."""
         assert self.status == 200, (
             f"POST /api/answer/stream answered {self.status} instead of streaming: "
-            f"{_excerpt(self.body)}"
+            f"{excerpt(self.body)}"
         )
         assert self.is_event_stream, (
             "POST /api/answer/stream should answer with Content-Type: text/event-stream, "
@@ -154,7 +158,9 @@ class AppClient:
 
     def http(self) -> httpx.AsyncClient:
         """A plain loopback client: no proxy from the environment may sit on the path."""
-        return httpx.AsyncClient(base_url=self.url, trust_env=False, timeout=CLIENT_GIVES_UP)
+        return httpx.AsyncClient(
+            base_url=self.url, trust_env=False, timeout=CLIENT_GIVES_UP, verify=_SSL_CONTEXT
+        )
 
     async def ask(self, question: str) -> Reply:
         """``POST /api/answer`` and wait for the whole reply."""
@@ -163,7 +169,9 @@ class AppClient:
             async with self.http() as http:
                 response = await http.post("/api/answer", json={"question": question})
         self.users.read.add(question)
-        return Reply(response.status_code, response.headers, response.text, time.monotonic() - started)
+        return Reply(
+            response.status_code, response.headers, response.text, time.monotonic() - started
+        )
 
     async def request(
         self,
@@ -207,9 +215,10 @@ class AppClient:
         """A streamed answer the scenario reads event by event; leaving the block before the
         stream has ended is the user leaving (the connection is closed, as a closed tab does)."""
         with _bounded("POST /api/answer/stream"):
-            async with self.http() as http, http.stream(
-                "POST", "/api/answer/stream", json={"question": question}
-            ) as response:
+            async with (
+                self.http() as http,
+                http.stream("POST", "/api/answer/stream", json={"question": question}) as response,
+            ):
                 stream = OpenStream(response)
                 if not stream.result.is_event_stream:
                     stream.result.body = (await response.aread()).decode(errors="replace")
@@ -277,9 +286,10 @@ class Tab:
         path = "/api/answer/stream" if self.stream else "/api/answer"
         question = {"question": self.question}
         with self._scope, _bounded(f"POST {path}"):
-            async with self.client.http() as http, http.stream(
-                "POST", path, json=question, extensions={"trace": trace}
-            ) as response:
+            async with (
+                self.client.http() as http,
+                http.stream("POST", path, json=question, extensions={"trace": trace}) as response,
+            ):
                 if self.stream and _is_event_stream(response.headers):
                     stream = OpenStream(response)
                     async for _ in stream.follow():
@@ -323,12 +333,14 @@ def _decoded(name: str, data: str) -> typing.Any:
         return json.loads(data)
     except ValueError:
         raise AssertionError(
-            f"the stream sent an {name!r} event whose data is not JSON: {_excerpt(data)}"
+            f"the stream sent an {name!r} event whose data is not JSON: {excerpt(data)}"
         ) from None
 
 
-def _excerpt(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
+def excerpt(value: typing.Any, limit: int = 200) -> str:
+    """`value` quoted on one line for a failure message, cut at `limit` characters: an app's
+    reply can be a whole page of HTML, or a traceback."""
+    text = " ".join((value if isinstance(value, str) else repr(value)).split())
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 

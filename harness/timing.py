@@ -23,6 +23,10 @@ RELAY = 0.5
 # timers fire within milliseconds when idle.
 LATE = 0.5
 
+# The share of REQUEST_DEADLINE an app may keep in hand, giving up that much early so that its
+# error reaches the user within the deadline: a defensible style, and a tenth is plenty for it.
+DEADLINE_MARGIN = 0.1
+
 # App settings for scenarios about something other than the backoff, whose retries would
 # otherwise be most of their running time.
 FAST_RETRIES = {"RETRY_BASE_DELAY": "0.01", "RETRY_MAX_DELAY": "0.02"}

@@ -8,7 +8,7 @@ import time
 import anyio
 import pytest
 
-from harness.app_client import AppClient
+from harness.app_client import AppClient, excerpt
 from harness.checks import jobs
 from harness.checks.errors import is_error
 from harness.fake_llm import FakeLLM
@@ -50,7 +50,7 @@ async def test_a_batch_is_taken_at_once_and_answered_later(
         call = jobs.answer_call(calls, item["question"])
         assert call is not None and item["result"].get("model") == call.model, (
             f'the result of {item["question"]!r} should say which model answered ("model"), '
-            f"as POST /api/answer does: {jobs.excerpt(item['result'])}"
+            f"as POST /api/answer does: {excerpt(item['result'])}"
         )
 
 
@@ -103,11 +103,11 @@ async def test_one_failure_does_not_fail_the_batch(
     failed, others = items[1], items[:1] + items[2:]
     assert failed["state"] == "failed", (
         f"the model rejected {rejected!r} (400), yet its item is {failed['state']}: "
-        f"{jobs.excerpt(failed)}"
+        f"{excerpt(failed)}"
     )
     assert is_error(failed.get("error")), (
         'a failed item should say why in "error": {"code": str, "message": str, "retryable": '
-        f"bool}}; the app shows {jobs.excerpt(failed)}"
+        f"bool}}; the app shows {excerpt(failed)}"
     )
     problems = jobs.wrong_answers(others, fake_llm.calls)
     assert not problems, f"one question failed, and the others suffered: {'; '.join(problems)}"

@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from harness.app_client import AppClient, Reply
+from harness.app_client import AppClient, Reply, excerpt
 from harness.checks import cards
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
@@ -32,7 +32,7 @@ def card_of(reply: Reply, model_wrote: str) -> dict[str, typing.Any]:
     """The card in a successful reply, after checking it is one."""
     assert reply.status == 200, (
         f"the model answered {model_wrote} and POST /api/extract answered {reply.status}, not "
-        f"the card: {reply.text[:200]!r}"
+        f"the card: {excerpt(reply.text)}"
     )
     return cards.card_of(reply.json())
 

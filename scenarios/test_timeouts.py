@@ -71,7 +71,7 @@ async def test_an_endless_stream_is_cut_off_at_the_deadline(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
     fake_llm.always(f.endless(token_delay=0.05))  # far within LLM_READ_TIMEOUT (2 s), never an end
-    reply, took = await cut.stream(client, question, app_settings)
+    reply, span = await cut.stream(client, fake_llm, question, app_settings)
     cut.expect_error_event(reply, "The model was still writing when REQUEST_DEADLINE passed")
-    cut.expect_at_deadline(took, app_settings, "the stream ended")
+    cut.expect_at_deadline(span, app_settings, "the stream ended")
     await cut.expect_hung_up(fake_llm, "after ending the stream")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typing
 
-from ..app_client import Reply
+from ..app_client import Reply, excerpt
 from ..fake_llm import FakeLLM
 from ..fake_llm import faults as f
 from ..fake_llm.faults import Fault
@@ -38,9 +38,9 @@ def expect_error(reply: Reply, status: int, after: str) -> None:
     """The reply is an error with `status` and the brief's error shape; `after` says what led
     to it, for the message."""
     assert reply.status == status, (
-        f"{after}, {reply.what} answered {reply.status}, expected {status}: {reply.text[:200]!r}"
+        f"{after}, {reply.what} answered {reply.status}, expected {status}: {excerpt(reply.text)}"
     )
     assert is_error(reply.json()), (
         f"the {status} reply should be JSON with a string 'code', a 'message' saying what "
-        f"happened and a boolean 'retryable'; it was {reply.text[:200]!r}"
+        f"happened and a boolean 'retryable'; it was {excerpt(reply.text)}"
     )

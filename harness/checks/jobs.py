@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ..app_client import CLIENT_GIVES_UP, AppClient, Reply
+from ..app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
 from ..fake_llm.ledger import Call
 
 Item = dict[str, typing.Any]
@@ -150,9 +150,3 @@ def wrong_answers(items: list[Item], calls: list[Call]) -> list[str]:
                 f"the model wrote {excerpt(call.text)}"
             )
     return problems
-
-
-def excerpt(value: typing.Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[:limit] + "…")

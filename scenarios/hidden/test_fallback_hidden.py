@@ -8,6 +8,7 @@ import time
 import pytest
 
 from harness.app_client import AppClient
+from harness.checks.deadlines import Span
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
@@ -55,15 +56,17 @@ async def test_fallback_rather_than_wait_past_the_deadline(
     fake_llm.always(f.error(429, retry_after=10), model=app_settings.primary_model)
     started = time.monotonic()
     reply = await client.ask(question)
-    took = time.monotonic() - started
+    span = Span.of(started, fake_llm)
     reply.answer()
     assert reply.json().get("model") == app_settings.fallback_model, (
         f"the answer should come from {app_settings.fallback_model}"
     )
     # The app may try the primary again after its own backoff; it may not wait the 10 s asked
-    # for (REQUEST_DEADLINE is 4 s).
+    # for (REQUEST_DEADLINE is 4 s). The time counts from the app's first call, not the question:
+    # a loaded machine may take a while to bring the question to the app.
     allowed = app_settings.backoff(0) + app_settings.backoff(1) + LATE
-    assert took <= allowed, (
-        f"the primary asked for a 10 s wait and the app answered after {took:.2f}s "
-        f"(allowed: {allowed:.2f}s); REQUEST_DEADLINE is {app_settings.request_deadline:g}s"
+    assert span.since_first_call <= allowed, (
+        f"the primary asked for a 10 s wait and the app answered {span.since_first_call:.2f}s "
+        f"after its first call (allowed: {allowed:.2f}s); REQUEST_DEADLINE is "
+        f"{app_settings.request_deadline:g}s"
     )

@@ -12,7 +12,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply
+from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
 from harness.app_pool import RunningApp
 from harness.checks import cards
 from harness.fake_llm import FakeLLM
@@ -109,10 +109,10 @@ def test_near_misses_of_any_kind_are_read(
         calls = len(fake_llm.calls)
         where = f"the model answered {answer!r} (replay with --fault-seed {seed})"
         assert reply.status == 200, (
-            f"{where}; the app answered {reply.status}: {reply.text[:200]!r}"
+            f"{where}; the app answered {reply.status}: {excerpt(reply.text)}"
         )
         assert cards.card_of(reply.json()) == card, (
-            f"{where}; the app answered {reply.text[:200]!r}"
+            f"{where}; the app answered {excerpt(reply.text)}"
         )
         assert calls == 1, f"{where}; the app called the model {calls} times, not once"
 
@@ -153,7 +153,7 @@ async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: Fake
         elif reply.status != 200 or cards.card_of(reply.json()) != CARD:
             problems.append(
                 f"after a card with {what}, then a valid one, the app answered {reply.status}: "
-                f"{reply.text[:200]!r}"
+                f"{excerpt(reply.text)}"
             )
     assert not problems, (
         "an invalid card should be repaired with one more call (the model then answers with a "

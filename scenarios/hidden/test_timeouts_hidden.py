@@ -27,9 +27,9 @@ async def test_a_stream_that_stalls_midway_is_cut_off_at_the_deadline(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
     fake_llm.always(f.stall(after_tokens=3, token_delay=0.05))
-    reply, took = await cut.stream(client, question, app_settings)
+    reply, span = await cut.stream(client, fake_llm, question, app_settings)
     cut.expect_error_event(reply, "The model stalled after three tokens")
-    cut.expect_at_deadline(took, app_settings, "the stream ended")
+    cut.expect_at_deadline(span, app_settings, "the stream ended")
     await cut.expect_hung_up(fake_llm, "after ending the stream")
 
 
@@ -45,11 +45,11 @@ async def test_a_slow_token_drip_is_cut_off_at_the_deadline(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
     # A token every 0.25 s, far within LLM_READ_TIMEOUT (2 s); the last would come at 2.75 s,
-    # past the deadline plus LATE.
+    # after the user has given up (`cut.patience`, 2.5 s).
     fake_llm.always(f.ok(tokens=12, token_delay=0.25))
-    reply, took = await cut.stream(client, question, app_settings)
+    reply, span = await cut.stream(client, fake_llm, question, app_settings)
     cut.expect_error_event(reply, "The model was still writing when REQUEST_DEADLINE passed")
-    cut.expect_at_deadline(took, app_settings, "the stream ended")
+    cut.expect_at_deadline(span, app_settings, "the stream ended")
     await cut.expect_hung_up(fake_llm, "after ending the stream")
 
 
@@ -71,10 +71,11 @@ async def test_the_deadline_counts_every_attempt(
     # shape will do (a traceback's 500 is not an answer the app chose).
     fake_llm.always(f.error(503, latency=1.2), model=app_settings.primary_model)
     fake_llm.always(f.hang(), model=app_settings.fallback_model)
-    reply = await cut.ask(client, question, app_settings)
+    reply, span = await cut.ask(client, fake_llm, question, app_settings)
     assert reply.status >= 500, (
         f"the primary model failed and the fallback never answered, but POST /api/answer "
         f"answered {reply.status} after {reply.took:.2f}s: it should fail (5xx) by the deadline"
     )
     reply.error()
+    cut.expect_by_deadline(span, app_settings, f"the {reply.status} came")
     await cut.expect_hung_up(fake_llm, f"after answering {reply.status}")
