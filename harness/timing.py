@@ -3,7 +3,9 @@
 Lower bounds are tight: the fake provider is never early, and an app that waits, waits at least
 that long. Upper bounds leave room for a loaded machine (a grader running several submissions on
 two cores), and stay far from what a wrong app takes, so that no assertion can flip between pass
-and fail on the same code. A scenario's own numbers (how long the model thinks, how long a
+and fail on the same code. An upper bound on how long the app took counts from what the ledger
+saw (the app's first call to the model, say: `checks.deadlines.Span`), not from the question
+leaving the client: a loaded machine can take a good part of a second to bring it to the app. A scenario's own numbers (how long the model thinks, how long a
 Retry-After asks for) are chosen against these.
 """
 
