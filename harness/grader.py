@@ -12,6 +12,7 @@ reached are graded "not run"); the parent kills it only if it outlives that by a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -213,31 +214,63 @@ def _run_child(
     }
     environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     environment["PYTHONPATH"] = str(ROOT)  # the child grades with this very harness
-    process = subprocess.Popen(
-        command,
-        cwd=work,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=_read, args=(process, lines, echo), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while process.poll() is None and time.monotonic() < deadline and not cancel.is_set():
-            cancel.wait(0.1)
-    finally:  # also on Ctrl-C: the child goes with the grader, and its apps with it
-        killed = process.poll() is None
-        if killed:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    reader.join()
+    interrupted: list[int] = []
+    with _interrupts_noted(interrupted):  # Ctrl-C: the child goes, and its apps with it
+        process = subprocess.Popen(
+            command,
+            cwd=work,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=_read, args=(process, lines, echo), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + timeout
+        try:
+            while (
+                process.poll() is None
+                and time.monotonic() < deadline
+                and not cancel.is_set()
+                and not interrupted
+            ):
+                cancel.wait(0.1)
+        finally:
+            killed = process.poll() is None
+            if killed:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        reader.join()
+    if interrupted:
+        raise KeyboardInterrupt
     return "".join(lines), killed
+
+
+@contextlib.contextmanager
+def _interrupts_noted(interrupted: list[int]) -> typing.Iterator[None]:
+    """Within, Ctrl-C (SIGINT) is appended to `interrupted` instead of raising KeyboardInterrupt
+    wherever the main thread happens to be: raised inside ``Popen.poll()`` just after it took the
+    Popen's waitpid lock, KeyboardInterrupt leaves that lock held for good, and the
+    ``process.wait()`` after the kill never returns. The handler takes no lock (an Event's would
+    deadlock when the signal lands while the main thread holds it in ``Event.wait``).
+
+    Only the main thread gets signals, and only Python's default handler is replaced: not one a
+    caller set, nor an ignored SIGINT (a background job's)."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _read(
