@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 import typing
 from pathlib import Path
 
@@ -130,13 +130,15 @@ def _play(args: argparse.Namespace) -> int:
 def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None = None) -> int:
     """Print the fake's calls until Ctrl-C (or SIGTERM), then stop the app and the fake.
 
-    The signals only set a flag: an exception raised wherever the main thread happens to be (say,
-    holding the ledger's lock) could leave the server unable to stop."""
-    stopping = threading.Event()
+    The signals only note themselves in a list: an exception raised wherever the main thread
+    happens to be (say, holding the ledger's lock) could leave the server unable to stop, and a
+    handler taking a lock (`threading.Event.set`) deadlocks when the signal lands while the main
+    thread holds that same lock."""
+    stop_signals: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, lambda signum, _frame: stop_signals.append(signum))
     try:
-        _follow(fake, quiet=quiet, until=stopping)
+        _follow(fake, quiet=quiet, until=stop_signals)
     finally:
         if app is not None:
             app.stop()
@@ -145,9 +147,10 @@ def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None 
     return 0
 
 
-def _follow(fake: FakeLLM, *, quiet: bool, until: threading.Event) -> None:
+def _follow(fake: FakeLLM, *, quiet: bool, until: list[int]) -> None:
     printed: set[int] = set()
-    while not until.wait(0.2):
+    while not until:
+        time.sleep(0.2)
         if quiet:
             continue
         for call in fake.calls:
