@@ -20,6 +20,8 @@ import sys
 import typing
 from pathlib import Path
 
+import pytest
+
 from grading_runs import SCENARIOS, SOLUTIONS, build, grade, not_passed
 from mutants import MUTANTS
 from solutions import ROOT
@@ -82,7 +84,10 @@ def test_a_batch_of_every_solution_grades_each_as_its_flaw_deserves(tmp_path: Pa
                 "got": not_passed(report),
                 "unexpected": _surprises(report, expected[name]),
             }
-    assert wrong == {}, "solutions graded otherwise than their flaws deserve"
+    if wrong:  # in full: pytest would cut an assertion's diff short, reasons and all
+        pytest.fail(
+            "solutions graded otherwise than their flaws deserve:\n" + json.dumps(wrong, indent=2)
+        )
     assert rows["reference"]["percentage"] == 100
 
 
