@@ -23,6 +23,8 @@ class Settings:
     retry_max_delay: float = 8.0  # the longest wait between two attempts
     max_attempts: int = 3  # attempts per model, the first one included
     max_concurrency: int = 8  # LLM calls in flight at once, for batch work
+    breaker_failures: int = 5  # failed calls to the primary in a row that open the circuit breaker
+    breaker_cool_down: float = 30.0  # seconds the breaker then keeps the primary model alone
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,4 +42,6 @@ class Settings:
             retry_max_delay=float(env.get("RETRY_MAX_DELAY", defaults.retry_max_delay)),
             max_attempts=int(env.get("MAX_ATTEMPTS", defaults.max_attempts)),
             max_concurrency=int(env.get("MAX_CONCURRENCY", defaults.max_concurrency)),
+            breaker_failures=int(env.get("BREAKER_FAILURES", defaults.breaker_failures)),
+            breaker_cool_down=float(env.get("BREAKER_COOL_DOWN", defaults.breaker_cool_down)),
         )

@@ -39,6 +39,8 @@ SCENARIO_SETTINGS = {
     "RETRY_MAX_DELAY": "0.8",
     "MAX_ATTEMPTS": "3",
     "MAX_CONCURRENCY": "4",
+    "BREAKER_FAILURES": "5",
+    "BREAKER_COOL_DOWN": "30.0",
 }
 
 _PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
@@ -301,6 +303,14 @@ class AppSettings:
     @property
     def max_concurrency(self) -> int:
         return int(self.environ["MAX_CONCURRENCY"])
+
+    @property
+    def breaker_failures(self) -> int:
+        return int(self.environ["BREAKER_FAILURES"])
+
+    @property
+    def breaker_cool_down(self) -> float:
+        return self._number("BREAKER_COOL_DOWN")
 
     def backoff(self, retry: int) -> float:
         """The wait the brief asks for before retry number `retry` (0 for the first), before

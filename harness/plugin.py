@@ -119,7 +119,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "scenario(task, points, title, hint, bonus=False): a graded scenario (faultfirst)",
+        "scenario(task, points, title, hint, checks, bonus=False): a graded scenario, checking "
+        "requirements of the brief (faultfirst)",
     )
     config.addinivalue_line(
         "markers", "app_settings(**settings): the app's settings for this scenario (faultfirst)"

@@ -32,6 +32,7 @@ def stopped_promptly(call: Call, left_at: float, what: str) -> None:
     title="Leaving a stream midway stops the model",
     hint="When the client disconnects from POST /api/answer/stream, cancel the upstream call "
     "(close its response/stream) so the provider stops generating and billing.",
+    checks=["cancellation.stream"],
 )
 async def test_leaving_a_stream_midway_stops_the_model(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -53,6 +54,7 @@ async def test_leaving_a_stream_midway_stops_the_model(
     title="Closing the tab while the model thinks stops it (POST /api/answer)",
     hint="A plain handler is not cancelled when its client goes away: watch for the disconnect "
     "(e.g. `await request.receive()` returning http.disconnect) and cancel the LLM call then.",
+    checks=["cancellation.answer"],
 )
 async def test_leaving_while_the_model_thinks_stops_it(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -74,6 +76,7 @@ async def test_leaving_while_the_model_thinks_stops_it(
     title="An answer two tabs share survives one of them closing",
     hint="Two people asking the same question at once share one call: cancel it only when the "
     "last of them has gone, not when the first leaves.",
+    checks=["cancellation.shared"],
 )
 async def test_a_shared_answer_survives_one_tab_closing(
     client: AppClient, fake_llm: FakeLLM, question: str

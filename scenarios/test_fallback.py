@@ -34,6 +34,7 @@ pytestmark = pytest.mark.anyio
     title="The fallback model answers when the primary is down, and the answer says so",
     hint='When PRIMARY_MODEL keeps failing, ask FALLBACK_MODEL and answer with "model": the '
     'fallback\'s name and "fallback": true.',
+    checks=["fallback.unavailable", "fallback.says_so"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_the_fallback_answers_when_the_primary_is_down(
@@ -69,6 +70,7 @@ async def test_the_fallback_answers_when_the_primary_is_down(
     title="A rejected request is not sent to the fallback model",
     hint="A 400 (or 401, 403, 404, 422) means the request is wrong; the fallback model would "
     "reject it too. Fall back only when the primary is unavailable.",
+    checks=["fallback.not_rejected"],
 )
 async def test_rejected_requests_do_not_fall_back(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
@@ -88,6 +90,7 @@ async def test_rejected_requests_do_not_fall_back(
     title="A stream falls back too, and its `done` event names the model",
     hint='The stream gets the same fallback as POST /api/answer; its `done` event says "model" '
     'and "fallback": true.',
+    checks=["fallback.unavailable", "fallback.says_so"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_a_stream_falls_back_too(
@@ -123,6 +126,7 @@ async def test_a_stream_falls_back_too(
     title="Bonus: a primary that keeps failing is left alone for a while (circuit breaker)",
     hint="After several consecutive failures of the primary, go straight to the fallback for a "
     "cool-down instead of paying for attempts that will fail.",
+    checks=["fallback.breaker"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_a_failing_primary_is_left_alone(

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.anyio
     hint="POST /api/batch should start the work in the background (tasks) and answer 202 with "
     'the job\'s "id" right away; GET /api/jobs/{id} then shows each item, and once it is '
     'completed its "result": the same JSON POST /api/answer answers with.',
+    checks=["jobs.accepted", "jobs.items", "jobs.result"],
 )
 async def test_a_batch_is_taken_at_once_and_answered_later(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -61,6 +62,7 @@ async def test_a_batch_is_taken_at_once_and_answered_later(
     hint="Answer the questions of a batch concurrently, but with at most MAX_CONCURRENCY calls "
     "to the model at a time (e.g. one asyncio.Semaphore for the app): neither one by one nor "
     "all at once.",
+    checks=["jobs.parallel", "jobs.cap", "settings.env"],
 )
 async def test_a_batch_runs_in_parallel_under_the_cap(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
@@ -90,6 +92,7 @@ async def test_a_batch_runs_in_parallel_under_the_cap(
     hint="Catch each item's failure on its own: mark that item failed with "
     '{"code", "message", "retryable"} and let the other questions be answered (a TaskGroup or '
     "gather without a try/except around each item cancels or loses them).",
+    checks=["jobs.failure"],
 )
 async def test_one_failure_does_not_fail_the_batch(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -120,6 +123,7 @@ async def test_one_failure_does_not_fail_the_batch(
     hint="DELETE /api/jobs/{id}: cancel the items still running (closing their requests to the "
     "model) and never start the pending ones; mark both cancelled, leave completed items as "
     "they are, and answer with the job.",
+    checks=["jobs.cancel"],
 )
 async def test_cancelling_a_job_stops_what_is_left(
     client: AppClient, fake_llm: FakeLLM, question: str

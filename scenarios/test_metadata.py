@@ -29,6 +29,7 @@ THINKER = f.ok(latency=0.25, tokens=10, token_delay=0.01)
         '({"prompt_tokens", "completion_tokens"}: integers, as the provider reported them), '
         '"latency_ms" (integer) and "request_id" (string, also sent as the X-Request-ID header).'
     ),
+    checks=["metadata.fields", "metadata.attempts", "metadata.usage"],
 )
 async def test_an_answer_carries_typed_metadata(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -49,6 +50,7 @@ async def test_an_answer_carries_typed_metadata(
     title="latency_ms is the time from the question to the whole answer",
     hint='Measure "latency_ms" in the app, from the moment the request arrives to the moment the '
     "answer is complete, and report it as a whole number of milliseconds.",
+    checks=["metadata.latency"],
 )
 async def test_latency_is_the_time_the_user_waited(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -68,6 +70,7 @@ async def test_latency_is_the_time_the_user_waited(
     hint="Give each request an id: the client's X-Request-ID header when it sent one, a new "
     'unique one otherwise. Send it back in the X-Request-ID response header and as "request_id" '
     "in the metadata.",
+    checks=["metadata.request_id"],
 )
 async def test_every_answer_has_a_request_id(client: AppClient, question: str) -> None:
     ids = []
@@ -97,6 +100,7 @@ async def test_every_answer_has_a_request_id(client: AppClient, question: str) -
     hint="End the stream with `event: done` carrying the same fields as POST /api/answer's "
     "metadata. A streamed completion reports its usage only when asked: send "
     '"stream_options": {"include_usage": true} and read the usage from the last chunk.',
+    checks=["metadata.fields", "metadata.usage", "metadata.latency", "metadata.request_id"],
 )
 async def test_the_done_event_carries_the_metadata(
     client: AppClient, fake_llm: FakeLLM, question: str

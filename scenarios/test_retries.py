@@ -22,6 +22,7 @@ REJECTED_STATUSES = (400, 401, 403, 404, 422)
     title="Overload, rate limits and server errors are retried",
     hint="Retry 408, 409, 429 and every 5xx (529 included): one such failure followed by "
     "success must still give the user the answer.",
+    checks=["retries.statuses"],
 )
 async def test_passing_failures_are_retried(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -47,6 +48,7 @@ async def test_passing_failures_are_retried(
     title="A request the provider rejects is not retried, and the user is told",
     hint="400, 401, 403, 404 and 422 mean the request itself is wrong: don't retry it; answer "
     'the user with an error status and a JSON body such as {"code", "message", "retryable"}.',
+    checks=["retries.rejected"],
 )
 async def test_rejected_requests_are_not_retried(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -75,6 +77,7 @@ async def test_rejected_requests_are_not_retried(
     title="Retry-After is honoured",
     hint="When a 429 carries Retry-After (seconds, or an HTTP date) or retry-after-ms, wait that "
     "long before the next attempt instead of your own backoff.",
+    checks=["retries.retry_after"],
 )
 async def test_retry_after_is_honoured(client: AppClient, fake_llm: FakeLLM, question: str) -> None:
     fake_llm.script(f.error(429, retry_after=0.2), prompt_contains=question)
@@ -96,6 +99,7 @@ async def test_retry_after_is_honoured(client: AppClient, fake_llm: FakeLLM, que
     title="The wait between attempts doubles",
     hint="Wait min(RETRY_BASE_DELAY * 2**n, RETRY_MAX_DELAY) before retry n+1 (n from 0), shrunk "
     "by a random jitter of up to a quarter; read both settings, don't hard-code them.",
+    checks=["retries.backoff", "settings.env"],
 )
 @pytest.mark.app_settings(MAX_ATTEMPTS="4", RETRY_BASE_DELAY="0.05")
 async def test_backoff_doubles(
@@ -126,6 +130,7 @@ async def test_backoff_doubles(
     title="A stream is never restarted once the user has read part of it",
     hint="Retry a stream only until its first token has reached the user; after that, end it "
     "with an `error` event instead of starting the answer again.",
+    checks=["retries.not_after_tokens"],
 )
 async def test_nothing_is_retried_once_tokens_were_sent(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -154,6 +159,7 @@ async def test_nothing_is_retried_once_tokens_were_sent(
     title="Attempts are bounded, and the user gets an error when all fail",
     hint="Make at most MAX_ATTEMPTS attempts per model, then answer with an error status and a "
     "JSON message, never an empty 200.",
+    checks=["retries.attempts"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_attempts_are_bounded(

@@ -23,6 +23,7 @@ SLOW_WRITER = f.ok(tokens=10, token_delay=0.1)
     hint="In POST /api/answer/stream, send each piece of the answer as an SSE `token` event the "
     "moment it arrives from the model (stream the upstream call too); never collect the whole "
     "answer first.",
+    checks=["streaming.live"],
 )
 async def test_tokens_arrive_while_the_model_writes(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -51,6 +52,7 @@ async def test_tokens_arrive_while_the_model_writes(
     hint="Answer with Content-Type: text/event-stream; write `event: token` + "
     '`data: {"text": ...}` for each piece and finish with one `event: done` carrying the '
     'metadata, at least {"model": ...}.',
+    checks=["streaming.events", "streaming.text", "streaming.done"],
 )
 async def test_stream_is_token_events_then_done(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -79,6 +81,7 @@ async def test_stream_is_token_events_then_done(
     hint="When the upstream fails after the stream has begun, send `event: error` with "
     '{"code": ..., "message": ..., "retryable": true|false} and end the stream: the page must '
     "be able to tell a failure from an answer that is simply short.",
+    checks=["streaming.error", "errors.shape"],
 )
 async def test_a_failure_midway_ends_with_an_error_event(
     client: AppClient, fake_llm: FakeLLM, question: str

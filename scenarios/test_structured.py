@@ -51,6 +51,7 @@ def check_one_call(fake_llm: FakeLLM, model_wrote: str) -> None:
     title="JSON in a code fence is read",
     hint="Models often wrap JSON in a Markdown code fence (```json ... ```): read the JSON inside "
     "it rather than handing the raw text to json.loads.",
+    checks=["structured.near_miss", "structured.card"],
 )
 async def test_json_in_a_code_fence_is_read(client: AppClient, fake_llm: FakeLLM) -> None:
     cards.model_answers(
@@ -69,6 +70,7 @@ async def test_json_in_a_code_fence_is_read(client: AppClient, fake_llm: FakeLLM
     title="JSON with a sentence around it, or a trailing comma, is read",
     hint="Take the JSON object out of the prose a model writes before or after it, and drop "
     "trailing commas (`[1, 2,]`, `{...,}`) without changing the commas inside strings.",
+    checks=["structured.near_miss"],
 )
 async def test_json_with_prose_or_a_trailing_comma_is_read(
     client: AppClient, fake_llm: FakeLLM
@@ -95,6 +97,7 @@ async def test_json_with_prose_or_a_trailing_comma_is_read(
     title="An answer that is not JSON is repaired with one more call",
     hint="When the model's answer still holds no valid JSON card, ask it once more (for instance "
     "with its answer and what was wrong with it) and use the new answer.",
+    checks=["structured.repair"],
 )
 async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: FakeLLM) -> None:
     cards.model_answers(
@@ -117,6 +120,7 @@ async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: Fake
     hint="If the repaired answer holds no valid card either, stop there (one repair at most) and "
     'answer 502 with {"code", "message", "retryable"}, the message saying the model\'s answer '
     "could not be read; never let the parse error become a 500.",
+    checks=["structured.repair", "structured.invalid", "errors.shape"],
 )
 async def test_output_that_stays_invalid_is_a_502(client: AppClient, fake_llm: FakeLLM) -> None:
     cards.model_answers(

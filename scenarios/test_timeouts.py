@@ -27,6 +27,7 @@ pytestmark = pytest.mark.anyio
     "anyio.fail_after or asyncio.timeout): when it passes, cancel the upstream call (closing "
     'its connection) and answer 504 with {"code", "message", "retryable"}. Do not count on '
     "the read timeout, which may be longer than the deadline.",
+    checks=["timeouts.answer", "timeouts.closed", "timeouts.not_early", "errors.shape"],
 )
 # The read timeout is beyond the deadline, as in production (60 s against 30 s by default): only
 # the deadline can end the wait, and whatever the app's retry policy, an attempt is under way then.
@@ -45,6 +46,7 @@ async def test_a_model_that_never_answers_is_cut_off_with_a_504(
     hint="httpx's read timeout bounds each chunk, not the whole response: a model sending a few "
     "bytes every 50 ms never trips it. Only your own deadline around the call stops it: then "
     "close the upstream connection and answer 504.",
+    checks=["timeouts.answer", "timeouts.closed", "timeouts.not_early"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
 async def test_a_slow_drip_is_cut_off_at_the_deadline(
@@ -65,6 +67,7 @@ async def test_a_slow_drip_is_cut_off_at_the_deadline(
     hint="A stream gets the same deadline as POST /api/answer, counted from the request: when "
     "it passes mid-stream, close the upstream call and end the stream with an `error` event "
     '({"code", "message", "retryable"}).',
+    checks=["timeouts.stream", "timeouts.closed", "timeouts.not_early"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
 async def test_an_endless_stream_is_cut_off_at_the_deadline(

@@ -74,39 +74,45 @@ HEADER = """
 """
 
 PASSING = """
-    @pytest.mark.scenario(task="retries", points=2, title="It answers", hint="Answer it.")
+    @pytest.mark.scenario(task="retries", points=2, title="It answers", hint="Answer it.",
+                          checks="retries.statuses")
     async def test_answers(client, question):
         assert (await client.ask(question)).answer() == "42"
 """
 
 FAILING = """
-    @pytest.mark.scenario(task="retries", points=3, title="It says 43", hint="Say 43 instead.")
+    @pytest.mark.scenario(task="retries", points=3, title="It says 43", hint="Say 43 instead.",
+                          checks="retries.statuses")
     async def test_says_43(client, question):
         said = (await client.ask(question)).answer()
         assert said == "43", f"the app said {said!r}, not '43'"
 """
 
 FALLBACK = """
-    @pytest.mark.scenario(task="fallback", points=1, title="It falls back", hint="Fall back.")
+    @pytest.mark.scenario(task="fallback", points=1, title="It falls back", hint="Fall back.",
+                          checks="retries.statuses")
     async def test_falls_back(client, question):
         assert (await client.ask(question)).answer() == "42"
 """
 
 HARNESS_BUG = """
-    @pytest.mark.scenario(task="retries", points=4, title="A buggy scenario", hint="None.")
+    @pytest.mark.scenario(task="retries", points=4, title="A buggy scenario", hint="None.",
+                          checks="retries.statuses")
     async def test_buggy(client):
         undefined_name  # noqa: F821
 """
 
 HANGS = """
-    @pytest.mark.scenario(task="retries", points=1, title="It hangs", hint="Never hang.")
+    @pytest.mark.scenario(task="retries", points=1, title="It hangs", hint="Never hang.",
+                          checks="retries.statuses")
     async def test_hangs(client, question):
         assert (await client.ask(question + " hang")).answer() == "42"
 """
 
 # Against the real starter, which turns a provider's 503 into its own 500.
 RETRIED_503 = """
-    @pytest.mark.scenario(task="retries", points=3, title="A 503 is retried", hint="Retry 5xx.")
+    @pytest.mark.scenario(task="retries", points=3, title="A 503 is retried", hint="Retry 5xx.",
+                          checks="retries.statuses")
     async def test_503_is_retried(client, fake_llm, question):
         fake_llm.script(f.error(503), prompt_contains=question)
         reply = await client.ask(question)
@@ -114,7 +120,8 @@ RETRIED_503 = """
 """
 
 ANSWERED = """
-    @pytest.mark.scenario(task="retries", points=2, title="It answers", hint="Answer.")
+    @pytest.mark.scenario(task="retries", points=2, title="It answers", hint="Answer.",
+                          checks="retries.statuses")
     async def test_answers(client, fake_llm, question):
         assert (await client.ask(question)).answer() == fake_llm.calls[-1].text
 """
@@ -189,22 +196,50 @@ def load_json(path: Path) -> dict[str, typing.Any]:
     ("mark", "message"),
     [
         (
-            'task="retry", points=1, title="T", hint="H"',
+            'task="retry", points=1, title="T", hint="H", checks="settings.env"',
             "*test_marks.py::test_graded: unknown task 'retry' (tasks: streaming, *",
         ),
-        ('task="retries", title="T", hint="H"', "*test_marks.py::test_graded: *missing points=*"),
-        ('task="retries", points=1, hint="H"', "*test_marks.py::test_graded: *missing title=*"),
-        ('task="retries", points=1, title="T"', "*test_marks.py::test_graded: *missing hint=*"),
         (
-            'task="retries", points=0, title="T", hint="H"',
+            'task="retries", title="T", hint="H", checks="settings.env"',
+            "*test_marks.py::test_graded: *missing points=*",
+        ),
+        (
+            'task="retries", points=1, hint="H", checks="settings.env"',
+            "*test_marks.py::test_graded: *missing title=*",
+        ),
+        (
+            'task="retries", points=1, title="T", checks="settings.env"',
+            "*test_marks.py::test_graded: *missing hint=*",
+        ),
+        (
+            'task="retries", points=0, title="T", hint="H", checks="settings.env"',
             "*test_marks.py::test_graded: points= must be a whole number of at least 1, not 0*",
         ),
         (
             '"retries", 1, "T", "H"',
             "*test_marks.py::test_graded: write the scenario mark with keywords*",
         ),
+        ('task="retries", points=1, title="T", hint="H"', "*test_graded: *missing checks=*"),
+        (
+            'task="retries", points=1, title="T", hint="H", checks=[]',
+            "*test_graded: checks= must list the ids of the requirements it checks*",
+        ),
+        (
+            'task="retries", points=1, title="T", hint="H", checks=["retries.everything"]',
+            "*test_graded: checks= names requirements that are not in *: retries.everything*",
+        ),
     ],
-    ids=["unknown-task", "no-points", "no-title", "no-hint", "zero-points", "positional"],
+    ids=[
+        "unknown-task",
+        "no-points",
+        "no-title",
+        "no-hint",
+        "zero-points",
+        "positional",
+        "no-checks",
+        "empty-checks",
+        "unknown-requirement",
+    ],
 )
 def test_a_wrong_mark_fails_the_run_at_collection_naming_the_test(
     pytester: pytest.Pytester, mark: str, message: str
@@ -234,7 +269,8 @@ def test_two_scenarios_with_the_same_name_fail_the_run(pytester: pytest.Pytester
                 name: """
                 import pytest
 
-                @pytest.mark.scenario(task="retries", points=1, title="T", hint="H")
+                @pytest.mark.scenario(task="retries", points=1, title="T", hint="H",
+                                      checks="retries.statuses")
                 def test_same():
                     pass
                 """
@@ -371,7 +407,8 @@ def test_a_scenario_that_outlived_its_time_limit_never_passes(pytester: pytest.P
     scenarios(
         pytester,
         """
-        @pytest.mark.scenario(task="retries", points=1, title="It hangs", hint="Never hang.")
+        @pytest.mark.scenario(task="retries", points=1, title="It hangs", hint="Never hang.",
+                          checks="retries.statuses")
         async def test_hangs(client, question):
             try:
                 await client.ask(question + " hang")
@@ -464,7 +501,8 @@ def test_grade_json_says_how_long_the_run_took(pytester: pytest.Pytester) -> Non
         """
         import anyio
 
-        @pytest.mark.scenario(task="retries", points=1, title="Slow", hint="H")
+        @pytest.mark.scenario(task="retries", points=1, title="Slow", hint="H",
+                              checks="retries.statuses")
         async def test_slow(client):
             await anyio.sleep(0.2)
         """,

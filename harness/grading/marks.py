@@ -7,11 +7,14 @@
         points=2,
         title="Retry-After is honoured",
         hint="When a 429 says Retry-After: 0.3, wait that long before the next attempt.",
+        checks=["retries.retry_after"],
     )
     async def test_retry_after_is_honoured(client, fake_llm): ...
 
-The plugin reads every mark at collection, so a typo fails the run at once, naming the test,
-instead of quietly grading a scenario as worth nothing.
+`checks` names the requirements of the brief the scenario checks (`requirements.toml`), so that
+every requirement is seen to be checked somewhere. The plugin reads every mark at collection, so a
+typo fails the run at once, naming the test, instead of quietly grading a scenario as worth
+nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from .requirements import requirements
 from .tasks import TASKS
 
 MARK = "scenario"
@@ -42,6 +46,7 @@ class Scenario:
     hint: str
     bonus: bool = False  # earned on top of the task's points; never needed for 100%
     hidden: bool = False  # from scenarios/hidden/, which candidates never see
+    checks: tuple[str, ...] = ()  # the ids of the brief's requirements it checks
 
 
 def scenario_of(item: pytest.Item) -> Scenario | None:
@@ -53,10 +58,10 @@ def scenario_of(item: pytest.Item) -> Scenario | None:
     if mark.args:
         raise MarkError(f"{where}: write the scenario mark with keywords (task=..., points=...)")
     fields = dict(mark.kwargs)
-    unknown = set(fields) - {"task", "points", "title", "hint", "bonus"}
+    unknown = set(fields) - {"task", "points", "title", "hint", "bonus", "checks"}
     if unknown:
         raise MarkError(f"{where}: the scenario mark has unknown keywords {sorted(unknown)}")
-    for name in ("task", "points", "title", "hint"):
+    for name in ("task", "points", "title", "hint", "checks"):
         if name not in fields:
             raise MarkError(f"{where}: the scenario mark is missing {name}=")
     task, points = fields["task"], fields["points"]
@@ -67,6 +72,7 @@ def scenario_of(item: pytest.Item) -> Scenario | None:
     for name in ("title", "hint"):
         if not isinstance(fields[name], str) or not fields[name].strip():
             raise MarkError(f"{where}: {name}= must be a non-empty string")
+    checks = _checks(fields["checks"], where)
     name = getattr(item, "originalname", item.name)
     return Scenario(
         id=name.removeprefix("test_"),
@@ -76,7 +82,22 @@ def scenario_of(item: pytest.Item) -> Scenario | None:
         hint=fields["hint"],
         bonus=bool(fields.get("bonus", False)),
         hidden="hidden" in item.path.parts,
+        checks=checks,
     )
+
+
+def _checks(value: typing.Any, where: str) -> tuple[str, ...]:
+    """The requirement ids of a ``checks=`` keyword, after checking each is in the table."""
+    ids = [value] if isinstance(value, str) else value
+    if not isinstance(ids, (list, tuple)) or not ids or not all(isinstance(i, str) for i in ids):
+        raise MarkError(f"{where}: checks= must list the ids of the requirements it checks")
+    unknown = [i for i in ids if i not in requirements()]
+    if unknown:
+        raise MarkError(
+            f"{where}: checks= names requirements that are not in harness/grading/"
+            f"requirements.toml: {', '.join(unknown)}"
+        )
+    return tuple(ids)
 
 
 def settings_of(item: pytest.Item, known: typing.Iterable[str]) -> dict[str, str]:

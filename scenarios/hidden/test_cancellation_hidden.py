@@ -21,6 +21,7 @@ pytestmark = pytest.mark.anyio
     title="Leaving a stream before its first token stops the model",
     hint="The client can go away while the model is still thinking, before anything was sent: "
     "the upstream call must be cancelled then too.",
+    checks=["cancellation.stream"],
 )
 async def test_leaving_a_stream_before_its_first_token_stops_the_model(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -52,6 +53,7 @@ async def test_leaving_a_stream_before_its_first_token_stops_the_model(
     title="A shared answer stops when the last tab waiting for it closes",
     hint="Count who is waiting for a shared call: when the last one leaves, cancel it; no call "
     "should run on for nobody.",
+    checks=["cancellation.nothing_left"],
 )
 async def test_a_shared_answer_stops_when_the_last_tab_closes(
     client: AppClient, fake_llm: FakeLLM, question: str

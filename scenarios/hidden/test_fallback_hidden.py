@@ -23,6 +23,7 @@ pytestmark = pytest.mark.anyio
     title="No fallback when a retry of the primary succeeds",
     hint="The fallback model is for a primary that stays down: one passing failure is retried "
     "on the primary.",
+    checks=["fallback.not_recovering", "fallback.says_so"],
 )
 async def test_no_fallback_when_the_primary_recovers(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
@@ -49,6 +50,7 @@ async def test_no_fallback_when_the_primary_recovers(
     title="The fallback answers at once when the primary asks for a wait past the deadline",
     hint="A 429 with Retry-After longer than the time left before REQUEST_DEADLINE means the "
     "primary is unavailable for this request: go to the fallback instead of waiting.",
+    checks=["fallback.no_time", "retries.deadline"],
 )
 async def test_fallback_rather_than_wait_past_the_deadline(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings

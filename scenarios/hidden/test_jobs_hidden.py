@@ -26,6 +26,7 @@ pytestmark = pytest.mark.anyio
     title="Two batches at once still stay under MAX_CONCURRENCY together",
     hint="MAX_CONCURRENCY caps the app's calls to the model, not each batch's: share one "
     "semaphore (or pool of workers) between all jobs.",
+    checks=["jobs.cap"],
 )
 async def test_two_batches_share_the_cap(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
@@ -58,6 +59,7 @@ async def test_two_batches_share_the_cap(
     title="A job's progress shows which questions are with the model",
     hint="While a batch runs, an item is active from when its call to the model starts until it "
     "ends, and pending while it waits for a slot under MAX_CONCURRENCY.",
+    checks=["jobs.states"],
 )
 async def test_progress_shows_what_the_model_is_doing(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -100,6 +102,7 @@ def _expected_state(calls: list[Call], question: str) -> str:
     title="An unknown job is a 404, a wrong batch a 400, both with a JSON error",
     hint='Answer an unknown job id with 404, and a body that is not {"questions": [...]} with '
     '400, each with the JSON error shape {"code", "message", "retryable"}.',
+    checks=["jobs.unknown", "errors.shape"],
 )
 async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
     client: AppClient, fake_llm: FakeLLM

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.anyio
     hint='"attempts" counts every call to the model for this answer, retries included; "usage" '
     'is the usage of the call that answered; "latency_ms" runs from the question to the whole '
     "answer, across every attempt (not only the last one's).",
+    checks=["metadata.attempts", "metadata.usage", "metadata.latency"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_metadata_covers_every_attempt(
@@ -46,6 +47,7 @@ async def test_metadata_covers_every_attempt(
     title="Error replies carry the request id too",
     hint="Send the X-Request-ID header on every response, errors included (they are the ones "
     "users ask about): set it where every response passes, e.g. in an ASGI middleware.",
+    checks=["metadata.request_id"],
 )
 async def test_error_replies_carry_the_request_id(client: AppClient) -> None:
     own = f"faultfirst-{secrets.token_hex(8)}"

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.anyio
     title="Dropped connections and timeouts are retried",
     hint="A reset connection, a body cut short, and a read timeout (the model stalls, or never "
     "answers) are transient too: retry them like a 503.",
+    checks=["retries.network"],
 )
 @pytest.mark.app_settings(LLM_READ_TIMEOUT="0.5")
 async def test_dropped_connections_and_timeouts_are_retried(
@@ -59,6 +60,7 @@ async def test_dropped_connections_and_timeouts_are_retried(
     title="Clients that fail together do not all retry together (jitter)",
     hint="Shrink each backoff by a random amount (up to a quarter), so that many requests "
     "failing at once do not hit the provider again at the same instant.",
+    checks=["retries.jitter"],
 )
 @pytest.mark.app_settings(RETRY_BASE_DELAY="0.8", RETRY_MAX_DELAY="1.6")
 async def test_retries_are_jittered(
@@ -92,6 +94,7 @@ async def test_retries_are_jittered(
     title="Retries stop at the request's deadline",
     hint="Give up (and answer with an error) when waiting and trying again would end after "
     "REQUEST_DEADLINE, counting every attempt and the fallback.",
+    checks=["retries.deadline"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
 async def test_retries_stop_at_the_deadline(
@@ -115,6 +118,7 @@ async def test_retries_stop_at_the_deadline(
     title="retry-after-ms is honoured before Retry-After",
     hint="OpenAI-style providers send retry-after-ms (milliseconds); read it first, then "
     "Retry-After.",
+    checks=["retries.retry_after"],
 )
 async def test_retry_after_ms_comes_first(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -152,6 +156,7 @@ TRANSIENT = {
     title="Any few passing failures before success still give the answer",
     hint="Whatever mix of transient failures comes first (statuses, resets, bodies cut short), "
     "as long as there are fewer than MAX_ATTEMPTS of them the user gets the model's answer.",
+    checks=["retries.statuses", "retries.network", "retries.attempts"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 def test_any_few_passing_failures_still_give_the_answer(

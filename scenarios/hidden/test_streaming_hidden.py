@@ -23,6 +23,7 @@ pytestmark = pytest.mark.anyio
     title="One user's slow answer does not hold up another's",
     hint="Streams must run side by side: no lock around the model call, no blocking (sync) HTTP "
     "client inside async code.",
+    checks=["app.responsive"],
 )
 async def test_streams_run_side_by_side(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -54,6 +55,7 @@ async def test_streams_run_side_by_side(
     title="A stream with every model down says so, within the deadline",
     hint="When no model can answer, end the stream with an `error` event (or answer a 5xx with "
     "a JSON error before streaming starts); never close it silently or leave it hanging.",
+    checks=["streaming.error"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_a_stream_with_every_model_down_ends_with_an_error(

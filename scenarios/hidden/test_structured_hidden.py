@@ -79,6 +79,7 @@ def _trailing_comma(text: str, closing: int) -> str:
     hint="Read the card whatever surrounds its JSON: a fence with or without a language, "
     "sentences before and after, blank lines, indentation, and trailing commas in objects and "
     "in lists.",
+    checks=["structured.near_miss", "structured.card"],
 )
 def test_near_misses_of_any_kind_are_read(
     app: RunningApp, fake_llm: FakeLLM, pytestconfig: pytest.Config
@@ -136,6 +137,7 @@ WRONG_SHAPES = {
     hint="Check the card before answering with it: a field missing, or of the wrong type (year "
     "not an integer, keywords not a list of strings), makes it invalid, to be repaired like an "
     "answer that is not JSON.",
+    checks=["structured.checked"],
 )
 async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: FakeLLM) -> None:
     problems = []
@@ -170,6 +172,7 @@ async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: Fake
     title="An unknown paper is a 400 in the error shape",
     hint='Answer a request without a known "paper" with 400 and {"code", "message", '
     '"retryable"}, before asking the model anything.',
+    checks=["structured.unknown_paper", "errors.shape"],
 )
 async def test_an_unknown_paper_is_a_400(client: AppClient, fake_llm: FakeLLM) -> None:
     cards.model_answers(fake_llm, then=NOT_A_CARD)

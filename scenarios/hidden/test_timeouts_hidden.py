@@ -20,6 +20,7 @@ pytestmark = pytest.mark.anyio
     title="A stream that stalls after a few tokens ends with an `error` event at the deadline",
     hint="A model can stop writing midway and keep the connection open: the deadline must end "
     "the stream then too, with an `error` event, and close the upstream call.",
+    checks=["timeouts.stream", "timeouts.closed", "timeouts.not_early"],
 )
 # The read timeout is beyond the deadline: only the deadline can end the stall.
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0", LLM_READ_TIMEOUT="3.0")
@@ -39,6 +40,7 @@ async def test_a_stream_that_stalls_midway_is_cut_off_at_the_deadline(
     title="A stream whose tokens come slowly but steadily ends at the deadline",
     hint="Each token arriving within the read timeout says nothing of the whole: enforce the "
     "deadline over the entire stream, not per token.",
+    checks=["timeouts.stream", "timeouts.closed", "timeouts.not_early"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
 async def test_a_slow_token_drip_is_cut_off_at_the_deadline(
@@ -59,6 +61,7 @@ async def test_a_slow_token_drip_is_cut_off_at_the_deadline(
     title="The deadline counts every attempt, the fallback's included",
     hint="REQUEST_DEADLINE is for the whole request: start it when the request arrives, and do "
     "not give each attempt, or the fallback model, a deadline of its own.",
+    checks=["timeouts.whole_request", "timeouts.closed"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.5")
 async def test_the_deadline_counts_every_attempt(

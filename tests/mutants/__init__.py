@@ -8,16 +8,32 @@ An edit's `old` text must occur exactly once in its file when the edit is applie
 order): when the reference changes under a mutant, building the mutant fails loudly instead of
 quietly producing a correct app.
 
-Each task's mutants live in a module named after it; `MUTANTS` is all of them, in task order.
+Each task's mutants live in a module named after it (`across` for what every task asks: the error
+shape, a responsive app, the settings); `MUTANTS` is all of them, in task order. Each names the
+requirements of the brief it breaks (`Mutant.breaks`).
 """
 
 from __future__ import annotations
 
-from . import core, jobs, metadata, structured, timeouts
+from . import (
+    across,
+    cancellation,
+    fallback,
+    jobs,
+    metadata,
+    retries,
+    streaming,
+    structured,
+    timeouts,
+)
 from .edits import Edit, Mutant
 
 MUTANTS: list[Mutant] = [
-    *core.MUTANTS,
+    *across.MUTANTS,
+    *streaming.MUTANTS,
+    *cancellation.MUTANTS,
+    *retries.MUTANTS,
+    *fallback.MUTANTS,
     *metadata.MUTANTS,
     *timeouts.MUTANTS,
     *jobs.MUTANTS,

@@ -18,6 +18,7 @@ ONE_CALL_AT_A_TIME = Mutant(
             "        self._slots = asyncio.Lock()  # one call at a time on the shared client\n",
         ),
     ),
+    breaks=("jobs.parallel",),
     expected_failures=frozenset({"a_batch_runs_in_parallel_under_the_cap"}),
     reaches=ONLY_JOBS,
 )
@@ -31,12 +32,13 @@ NO_CAP = Mutant(
             "            async with self._slots:\n"
             '                item.state = "active"\n'
             "                answer = await self._answers.answer(item.question)\n"
-            "                item.result = answer.to_json()\n",
+            '                item.result = {**answer.to_json(), "request_id": request_id}\n',
             '            item.state = "active"\n'
             "            answer = await self._answers.answer(item.question)\n"
-            "            item.result = answer.to_json()\n",
+            '            item.result = {**answer.to_json(), "request_id": request_id}\n',
         ),
     ),
+    breaks=("jobs.cap",),
     expected_failures=frozenset(
         {"a_batch_runs_in_parallel_under_the_cap", "two_batches_share_the_cap"}
     ),
@@ -56,19 +58,22 @@ CAP_PER_JOB = Mutant(
             "jobs.py",
             "        async with asyncio.TaskGroup() as group:\n"
             "            for item in job.items:\n"
-            "                group.create_task(self._answer(item))\n",
+            "                group.create_task(self._answer(item, request_id))\n",
             "        slots = asyncio.Semaphore(self._max_concurrency)\n"
             "        async with asyncio.TaskGroup() as group:\n"
             "            for item in job.items:\n"
-            "                group.create_task(self._answer(item, slots))\n",
+            "                group.create_task(self._answer(item, request_id, slots))\n",
         ),
         Edit(
             "jobs.py",
-            "    async def _answer(self, item: Item) -> None:\n",
-            "    async def _answer(self, item: Item, slots: asyncio.Semaphore) -> None:\n",
+            "    async def _answer(self, item: Item, request_id: str) -> None:\n",
+            "    async def _answer(\n"
+            "        self, item: Item, request_id: str, slots: asyncio.Semaphore\n"
+            "    ) -> None:\n",
         ),
         Edit("jobs.py", "            async with self._slots:\n", "            async with slots:\n"),
     ),
+    breaks=("jobs.cap",),
     expected_failures=frozenset({"two_batches_share_the_cap"}),
     reaches=ONLY_JOBS,
 )
@@ -87,6 +92,7 @@ CANCEL_ONLY_MARKS = Mutant(
             '                item.state = "cancelled"\n',
         ),
     ),
+    breaks=("jobs.cancel",),
     expected_failures=frozenset({"cancelling_a_job_stops_what_is_left"}),
     reaches=ONLY_JOBS,
 )
@@ -102,6 +108,7 @@ ONE_FAILURE_CANCELS_THE_BATCH = Mutant(
             "            raise  # so that the job knows\n",
         ),
     ),
+    breaks=("jobs.failure",),
     expected_failures=frozenset({"one_failure_does_not_fail_the_batch"}),
     reaches=ONLY_JOBS,
 )
@@ -116,6 +123,7 @@ FAILURE_AS_TEXT = Mutant(
             '            item.state, item.error = "failed", str(error)  # type: ignore[assignment]\n',
         ),
     ),
+    breaks=("jobs.failure",),
     expected_failures=frozenset({"one_failure_does_not_fail_the_batch"}),
     reaches=ONLY_JOBS,
 )
@@ -126,10 +134,12 @@ POST_WAITS_FOR_THE_ANSWERS = Mutant(
     (
         Edit(
             "jobs.py",
-            "    job = jobs.start(questions)\n",
-            "    job = jobs.start(questions)\n    await asyncio.wait([job.task])\n",
+            "    job = jobs.start(questions, request.state.request_id)\n",
+            "    job = jobs.start(questions, request.state.request_id)\n"
+            "    await asyncio.wait([job.task])\n",
         ),
     ),
+    breaks=("jobs.accepted",),
     expected_failures=frozenset(
         {
             "a_batch_is_taken_at_once_and_answered_later",
@@ -144,6 +154,7 @@ NO_ACTIVE_STATE = Mutant(
     "no_active_state",
     "Items go from pending to completed: the job never shows which questions are with the model.",
     (Edit("jobs.py", '                item.state = "active"\n', ""),),
+    breaks=("jobs.states",),
     expected_failures=frozenset({"progress_shows_what_the_model_is_doing"}),
     reaches=ONLY_JOBS,
 )
@@ -155,10 +166,11 @@ RESULT_WITHOUT_METADATA = Mutant(
     (
         Edit(
             "jobs.py",
-            "                item.result = answer.to_json()\n",
+            '                item.result = {**answer.to_json(), "request_id": request_id}\n',
             '                item.result = {"answer": answer.text}\n',
         ),
     ),
+    breaks=("jobs.result",),
     expected_failures=frozenset({"a_batch_is_taken_at_once_and_answered_later"}),
     reaches=ONLY_JOBS,
 )
@@ -176,6 +188,7 @@ UNKNOWN_JOB_CRASHES = Mutant(
             "        return self._jobs[job_id]\n",
         ),
     ),
+    breaks=("jobs.unknown",),
     expected_failures=frozenset({"unknown_jobs_and_wrong_batches_get_clear_errors"}),
     reaches=ONLY_JOBS,
 )

@@ -15,6 +15,7 @@ USAGE_COUNTED_BY_THE_APP = Mutant(
             '            return Completion(text, body["model"], Usage(prompt, len(text.split())))',
         ),
     ),
+    breaks=("metadata.usage",),
     expected_failures=frozenset(
         {"an_answer_carries_typed_metadata", "metadata_covers_every_attempt"}
     ),
@@ -31,6 +32,7 @@ STREAM_WITHOUT_USAGE = Mutant(
             "",
         ),
     ),
+    breaks=("metadata.usage",),
     expected_failures=frozenset({"the_done_event_carries_the_metadata"}),
 )
 
@@ -53,6 +55,7 @@ LATENCY_OF_THE_LAST_CALL = Mutant(
             "metadata = Metadata(served, completion.usage, completion.elapsed)",
         ),
     ),
+    breaks=("metadata.latency",),
     expected_failures=frozenset({"metadata_covers_every_attempt"}),
 )
 
@@ -66,6 +69,7 @@ LATENCY_IN_SECONDS = Mutant(
             '"latency_ms": round(self.latency, 3),',
         ),
     ),
+    breaks=("metadata.latency",),
     expected_failures=frozenset(
         {
             "an_answer_carries_typed_metadata",
@@ -87,6 +91,7 @@ ATTEMPTS_COUNT_RETRIES = Mutant(
             "return value, Served(model, model != settings.primary_model, attempts - 1)",
         ),
     ),
+    breaks=("metadata.attempts",),
     expected_failures=frozenset(
         {
             "an_answer_carries_typed_metadata",
@@ -106,6 +111,7 @@ REQUEST_ID_IGNORES_THE_CLIENT = Mutant(
             "request_id = uuid.uuid4().hex",
         ),
     ),
+    breaks=("metadata.request_id",),
     expected_failures=frozenset(
         {"every_answer_has_a_request_id", "error_replies_carry_the_request_id"}
     ),
@@ -121,6 +127,7 @@ REQUEST_ID_ONLY_ON_ANSWERS = Mutant(
             'if message["type"] == "http.response.start" and message["status"] == 200:',
         ),
     ),
+    breaks=("metadata.request_id",),
     expected_failures=frozenset({"error_replies_carry_the_request_id"}),
 )
 

@@ -16,6 +16,7 @@ BARE_JSON_LOADS = Mutant(
     "bare_json_loads",
     "The model's answer goes straight to json.loads: a fence, prose or a trailing comma fails it.",
     (Edit("extract.py", READ_CARD, "    return _checked(json.loads(answer))\n"),),
+    breaks=("structured.near_miss",),
     expected_failures=frozenset(
         {
             "json_in_a_code_fence_is_read",
@@ -37,6 +38,7 @@ STRIPS_FENCES_ONLY = Mutant(
             "    return _checked(json.loads(answer))\n",
         ),
     ),
+    breaks=("structured.near_miss",),
     expected_failures=frozenset(
         {
             "json_with_prose_or_a_trailing_comma_is_read",
@@ -50,6 +52,7 @@ KEEPS_TRAILING_COMMAS = Mutant(
     "keeps_trailing_commas",
     "The JSON object is found in fences and prose, but a trailing comma still makes it invalid.",
     (Edit("extract.py", READ_CARD, "    return _checked(_first_object(answer))\n"),),
+    breaks=("structured.near_miss",),
     expected_failures=frozenset(
         {
             "json_with_prose_or_a_trailing_comma_is_read",
@@ -63,6 +66,7 @@ TRAILING_COMMAS_IN_OBJECTS_ONLY = Mutant(
     "trailing_commas_in_objects_only",
     "A trailing comma is dropped before a closing brace, not before a closing bracket (`[1, 2,]`).",
     (Edit("extract.py", r",(?=\s*[}\]])", r",(?=\s*})"),),
+    breaks=("structured.near_miss",),
     expected_failures=frozenset({"near_misses_of_any_kind_are_read"}),
     reaches=ONLY_STRUCTURED,
 )
@@ -79,6 +83,7 @@ NO_VALIDATION = Mutant(
             "    return typing.cast(Card, _first_object(_without_trailing_commas(answer)))\n",
         ),
     ),
+    breaks=("structured.checked",),
     expected_failures=frozenset({"wrong_shaped_output_is_repaired"}),
     reaches=ONLY_STRUCTURED,
 )
@@ -87,6 +92,7 @@ NO_REPAIR = Mutant(
     "no_repair",
     "An invalid answer is a 502 at once: the model is never asked to repair it.",
     (Edit("extract.py", "REPAIRS = 1 ", "REPAIRS = 0 "),),
+    breaks=("structured.repair",),
     expected_failures=frozenset(
         {
             "invalid_output_is_repaired_once",
@@ -101,6 +107,7 @@ REPAIRS_UNTIL_VALID = Mutant(
     "repairs_until_valid",
     "An invalid answer is sent back to the model again and again (three repairs), not once.",
     (Edit("extract.py", "REPAIRS = 1 ", "REPAIRS = 3 "),),
+    breaks=("structured.repair",),
     expected_failures=frozenset({"output_that_stays_invalid_is_a_502"}),
     reaches=ONLY_STRUCTURED,
 )
@@ -117,6 +124,7 @@ INVALID_OUTPUT_IS_A_500 = Mutant(
             "class InvalidModelOutput(Exception):",
         ),
     ),
+    breaks=("structured.invalid",),
     expected_failures=frozenset({"output_that_stays_invalid_is_a_502"}),
     reaches=ONLY_STRUCTURED,
 )
@@ -131,6 +139,7 @@ ERRORS_NOT_IN_SHAPE = Mutant(
             '        return JSONResponse({"error": str(error)}, status_code=error.status_code)\n',
         ),
     ),
+    breaks=("structured.invalid", "errors.shape",),
     expected_failures=frozenset(
         {
             "an_unknown_paper_is_a_400",
@@ -150,6 +159,7 @@ UNKNOWN_PAPER_UNCHECKED = Mutant(
             "    if not isinstance(paper, str):\n",
         ),
     ),
+    breaks=("structured.unknown_paper",),
     expected_failures=frozenset({"an_unknown_paper_is_a_400"}),
     reaches=ONLY_STRUCTURED,
 )

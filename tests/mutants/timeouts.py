@@ -19,6 +19,7 @@ READ_TIMEOUT_ONLY = Mutant(
     "No deadline around the model's calls: httpx's read timeout is trusted to end a slow answer "
     "(retries still check the time left).",
     (Edit("deadline.py", _ENFORCED, "        yield\n"),),
+    breaks=("timeouts.answer", "timeouts.stream",),
     expected_failures=frozenset(
         {
             "a_model_that_never_answers_is_cut_off_with_a_504",
@@ -57,6 +58,7 @@ STREAM_PIECES_UNTIMED = Mutant(
 """,
         ),
     ),
+    breaks=("timeouts.stream",),
     expected_failures=frozenset(
         {
             "a_slow_token_drip_is_cut_off_at_the_deadline",
@@ -76,6 +78,7 @@ DEADLINE_IS_A_500 = Mutant(
             'status_code, code, retryable = 500, "deadline_exceeded", True',
         ),
     ),
+    breaks=("timeouts.answer",),
     expected_failures=frozenset(
         {
             "a_model_that_never_answers_is_cut_off_with_a_504",
@@ -99,7 +102,7 @@ DEADLINE_LEAVES_CALL_RUNNING = Mutant(
         ),
         Edit(
             "answers.py",
-            "        return await self._shared.run(question, lambda: self._answer(question))\n",
+            "        answer = await self._shared.run(question, lambda: self._answer(question))\n",
             """\
         shared = asyncio.ensure_future(self._shared.run(question, lambda: self._answer(question)))
         try:
@@ -109,10 +112,11 @@ DEADLINE_LEAVES_CALL_RUNNING = Mutant(
             raise
         if not done:
             raise DeadlineExceeded("The model took too long to answer.")
-        return shared.result()
+        answer = shared.result()
 """,
         ),
     ),
+    breaks=("timeouts.closed",),
     expected_failures=frozenset(
         {
             "a_model_that_never_answers_is_cut_off_with_a_504",
@@ -143,6 +147,7 @@ STREAM_DEADLINE_ENDS_SILENTLY = Mutant(
             "        except AnswerError as error:\n",
         ),
     ),
+    breaks=("timeouts.stream",),
     expected_failures=frozenset(
         {
             "a_slow_token_drip_is_cut_off_at_the_deadline",
@@ -164,6 +169,7 @@ DEADLINE_PER_MODEL = Mutant(
             "        with Deadline.after(settings.request_deadline).enforced():\n",
         ),
     ),
+    breaks=("timeouts.whole_request",),
     expected_failures=frozenset(
         {
             "the_deadline_counts_every_attempt",
@@ -171,7 +177,47 @@ DEADLINE_PER_MODEL = Mutant(
     ),
 )
 
+IGNORES_DEADLINE = Mutant(
+    "ignores_deadline",
+    "REQUEST_DEADLINE is never enforced: no cut-off while the model answers, and no check of the "
+    "time left before a retry.",
+    (
+        Edit(
+            "deadline.py",
+            """\
+        try:
+            with anyio.fail_after(self.remaining()):
+                yield
+        except TimeoutError:
+            raise DeadlineExceeded("The model took too long to answer.") from None
+""",
+            "        yield\n",
+        ),
+        Edit(
+            "retry.py",
+            "            if wait + (time.monotonic() - started) >= deadline.remaining():\n"
+            "                raise\n",
+            "",
+        ),
+    ),
+    breaks=("retries.deadline", "timeouts.answer", "timeouts.stream",),
+    expected_failures=frozenset(
+        {
+            "a_model_that_never_answers_is_cut_off_with_a_504",
+            "a_slow_drip_is_cut_off_at_the_deadline",
+            "a_slow_token_drip_is_cut_off_at_the_deadline",
+            "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
+            "an_endless_stream_is_cut_off_at_the_deadline",
+            "fallback_rather_than_wait_past_the_deadline",
+            "retries_stop_at_the_deadline",
+            "the_deadline_counts_every_attempt",
+        }
+    ),
+)
+
+
 MUTANTS: list[Mutant] = [
+    IGNORES_DEADLINE,
     READ_TIMEOUT_ONLY,
     STREAM_PIECES_UNTIMED,
     DEADLINE_IS_A_500,

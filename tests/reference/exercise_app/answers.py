@@ -56,11 +56,16 @@ class AnswerService:
         self._llm = llm
         self._settings = settings
         self._shared: SharedCalls[Answer] = SharedCalls()
-        self._breaker = CircuitBreaker()  # one per app: it learns from every request
+        # One per app: it learns from every request.
+        self._breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cool_down)
 
     async def answer(self, question: str) -> Answer:
-        """The whole answer. People asking the same question at once share one call."""
-        return await self._shared.run(question, lambda: self._answer(question))
+        """The whole answer. People asking the same question at once share one call; each is
+        told the latency they saw, from their own question, not the first asker's."""
+        started = time.monotonic()
+        answer = await self._shared.run(question, lambda: self._answer(question))
+        metadata = dataclasses.replace(answer.metadata, latency=time.monotonic() - started)
+        return dataclasses.replace(answer, metadata=metadata)
 
     async def _answer(self, question: str) -> Answer:
         started = time.monotonic()

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import time
 
-FAILURES_TO_OPEN = 5  # transient failures of the primary in a row, whatever requests they were in
-COOL_DOWN = 30.0  # seconds the primary is left alone once the breaker is open
-
 
 class CircuitBreaker:
     """Closed (the primary is called), open (it is not), or half-open (one request tries it).
 
-    Only transient failures count (see `retry.is_transient`): a rejected request says nothing
-    about whether the model is up. One instance per app, shared by all its requests.
+    It opens after `failures_to_open` transient failures of the primary in a row, whatever
+    requests they were in (BREAKER_FAILURES), and keeps it alone for `cool_down` seconds
+    (BREAKER_COOL_DOWN). Only transient failures count (see `retry.is_transient`): a rejected
+    request says nothing about whether the model is up. One instance per app, shared by all its
+    requests.
     """
 
-    def __init__(
-        self, failures_to_open: int = FAILURES_TO_OPEN, cool_down: float = COOL_DOWN
-    ) -> None:
+    def __init__(self, failures_to_open: int, cool_down: float) -> None:
         self._failures_to_open = failures_to_open
         self._cool_down = cool_down
         self._failures = 0  # transient failures in a row since the primary last answered

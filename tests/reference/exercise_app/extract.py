@@ -62,7 +62,8 @@ class Extractor:
     def __init__(self, llm: LLMClient, settings: Settings) -> None:
         self._llm = llm
         self._settings = settings
-        self._breaker = CircuitBreaker()  # one per app, learning from every extraction
+        # One per app, learning from every extraction.
+        self._breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cool_down)
 
     async def extract(self, paper: str) -> Card:
         """The card of `paper`, as the model reads its abstract.

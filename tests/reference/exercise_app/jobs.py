@@ -78,9 +78,11 @@ class Jobs:
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._jobs: dict[str, Job] = {}
 
-    def start(self, questions: list[str]) -> Job:
+    def start(self, questions: list[str], request_id: str) -> Job:
+        """Start answering `questions` in the background; `request_id` is the batch request's,
+        which every answer's metadata carries, as POST /api/answer's does."""
         job = Job([Item(question) for question in questions])
-        job.task = asyncio.create_task(self._run(job), name=f"job {job.id}")
+        job.task = asyncio.create_task(self._run(job, request_id), name=f"job {job.id}")
         self._jobs[job.id] = job
         return job
 
@@ -105,19 +107,19 @@ class Jobs:
         if running:
             await asyncio.wait(running)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, request_id: str) -> None:
         # Cancelling the job's task cancels every item still running in the group.
         async with asyncio.TaskGroup() as group:
             for item in job.items:
-                group.create_task(self._answer(item))
+                group.create_task(self._answer(item, request_id))
 
-    async def _answer(self, item: Item) -> None:
+    async def _answer(self, item: Item, request_id: str) -> None:
         """Answer one item, keeping its failure to itself: the rest of the batch goes on."""
         try:
             async with self._slots:
                 item.state = "active"
                 answer = await self._answers.answer(item.question)
-                item.result = answer.to_json()
+                item.result = {**answer.to_json(), "request_id": request_id}
         except asyncio.CancelledError:
             item.state = "cancelled"
             raise
@@ -138,7 +140,7 @@ async def start_batch(request: Request) -> JSONResponse:
     except AnswerError as error:
         return JSONResponse(error.to_json(), status_code=error.status_code)
     jobs: Jobs = request.app.state.jobs
-    job = jobs.start(questions)
+    job = jobs.start(questions, request.state.request_id)
     location = {"Location": f"/api/jobs/{job.id}"}
     return JSONResponse(job.to_json(), status_code=202, headers=location)
 
