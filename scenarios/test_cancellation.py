@@ -33,6 +33,7 @@ def stopped_promptly(call: Call, left_at: float, what: str) -> None:
     hint="When the client disconnects from POST /api/answer/stream, cancel the upstream call "
     "(close its response/stream) so the provider stops generating and billing.",
     checks=["cancellation.stream"],
+    needs=["streaming"],
 )
 async def test_leaving_a_stream_midway_stops_the_model(
     client: AppClient, fake_llm: FakeLLM, question: str

@@ -10,7 +10,7 @@ from harness.app_client import AppClient
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
-from harness.timing import FAST_RETRIES, LATE
+from harness.timing import BREAKER, FAST_RETRIES, LATE
 
 
 def retries_then_fallback(settings: AppSettings) -> float:
@@ -91,6 +91,7 @@ async def test_rejected_requests_do_not_fall_back(
     hint='The stream gets the same fallback as POST /api/answer; its `done` event says "model" '
     'and "fallback": true.',
     checks=["fallback.unavailable", "fallback.says_so"],
+    needs=["streaming"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 async def test_a_stream_falls_back_too(
@@ -124,21 +125,37 @@ async def test_a_stream_falls_back_too(
     points=1,
     bonus=True,
     title="Bonus: a primary that keeps failing is left alone for a while (circuit breaker)",
-    hint="After several consecutive failures of the primary, go straight to the fallback for a "
-    "cool-down instead of paying for attempts that will fail.",
+    hint="Count the primary's failed calls in a row (a success starts the count over); once there "
+    "are BREAKER_FAILURES of them, send requests straight to the fallback for BREAKER_COOL_DOWN "
+    "seconds instead of paying for attempts that will fail.",
     checks=["fallback.breaker"],
 )
-@pytest.mark.app_settings(**FAST_RETRIES)
+@pytest.mark.app_settings(**BREAKER)
 async def test_a_failing_primary_is_left_alone(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    fake_llm.always(f.error(503), model=app_settings.primary_model)
-    primary_calls = []
-    for number in range(8):
-        before = len(fake_llm.ledger.calls(app_settings.primary_model))
-        await client.ask(f"{question} #{number}")  # the answers are other scenarios' business
-        primary_calls.append(len(fake_llm.ledger.calls(app_settings.primary_model)) - before)
-    assert primary_calls[-1] == 0, (
-        f"the primary model failed every attempt of 8 requests in a row and the app still "
-        f"called it for the last one (attempts per request: {primary_calls})"
+    primary = app_settings.primary_model
+    fake_llm.script(f.error(503), model=primary)  # one failure, then the primary answers
+    await client.ask(f"{question} #1")
+    fake_llm.always(f.error(503), model=primary)  # now it is down
+    before = len(fake_llm.ledger.calls(primary))
+    await client.ask(f"{question} #2")
+    tries = len(fake_llm.ledger.calls(primary)) - before
+    assert tries == app_settings.max_attempts, (
+        f"the primary failed once, then answered; later, down, it was called {tries} time(s) by "
+        f"the next request. With BREAKER_FAILURES={app_settings.breaker_failures}, the breaker "
+        f"should open only after that many failed calls in a row, and a success starts the "
+        f"count over, so that request should try it MAX_ATTEMPTS={app_settings.max_attempts} times"
+    )
+    opened = fake_llm.ledger.calls(primary)[-1].received_at  # the breaker opened after this
+    await client.ask(f"{question} #3")
+    early = [
+        call
+        for call in fake_llm.ledger.calls(primary)
+        if opened < call.received_at < opened + app_settings.breaker_cool_down
+    ]
+    assert not early, (
+        f"the primary failed {app_settings.breaker_failures} calls in a row (BREAKER_FAILURES), "
+        f"and the next request still called it within BREAKER_COOL_DOWN "
+        f"({app_settings.breaker_cool_down:g}s): it should go straight to the fallback"
     )

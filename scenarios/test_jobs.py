@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from harness.app_client import AppClient, excerpt
-from harness.checks import jobs
+from harness.checks import jobs, page
 from harness.checks.errors import is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
@@ -182,4 +182,24 @@ async def test_cancelling_a_job_stops_what_is_left(
     assert all(item["state"] == "cancelled" for item in left), (
         f"after DELETE, the {len(slow)} items not answered yet should be cancelled; they are: "
         f"{jobs.states(left)}"
+    )
+
+
+@pytest.mark.scenario(
+    task="jobs",
+    points=1,
+    title="The page sends a batch and shows its progress",
+    hint="Let the page send many questions to POST /api/batch, then poll GET /api/jobs/{id} and "
+    "show each item's state (and its answer once completed).",
+    checks=["jobs.page"],
+)
+async def test_the_page_shows_a_job_s_progress(client: AppClient) -> None:
+    text = await page.read(client)
+    page.expect(
+        text,
+        "send a batch, then poll its job and show each item's state",
+        "/api/batch",
+        "/api/jobs/",
+        "items",
+        "state",
     )

@@ -9,6 +9,7 @@ import pytest
 
 from harness.app_client import AppClient
 from harness.checks import metadata as meta
+from harness.checks import page
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 
@@ -101,6 +102,7 @@ async def test_every_answer_has_a_request_id(client: AppClient, question: str) -
     "metadata. A streamed completion reports its usage only when asked: send "
     '"stream_options": {"include_usage": true} and read the usage from the last chunk.',
     checks=["metadata.fields", "metadata.usage", "metadata.latency", "metadata.request_id"],
+    needs=["streaming"],
 )
 async def test_the_done_event_carries_the_metadata(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -115,3 +117,16 @@ async def test_the_done_event_carries_the_metadata(
     meta.expect_served_by(metadata, [call])
     meta.expect_request_id(metadata, reply.headers)
     meta.expect_latency(metadata, [call], within=done.at - started)
+
+
+@pytest.mark.scenario(
+    task="metadata",
+    points=1,
+    title="The page shows which model answered, and how long it took",
+    hint='Show the answer\'s "model" and "latency_ms" under it on the page (from the `done` '
+    "event, or POST /api/answer's reply).",
+    checks=["metadata.page"],
+)
+async def test_the_page_shows_the_model_and_latency(client: AppClient) -> None:
+    text = await page.read(client)
+    page.expect(text, 'show the answer\'s "model" and "latency_ms"', "model", "latency_ms")

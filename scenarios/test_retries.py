@@ -126,11 +126,38 @@ async def test_backoff_doubles(
 
 @pytest.mark.scenario(
     task="retries",
+    points=2,
+    title="No wait between attempts is longer than RETRY_MAX_DELAY",
+    hint="Cap every backoff: min(RETRY_BASE_DELAY * 2**n, RETRY_MAX_DELAY). Without the cap, the "
+    "wait doubles without end: 0.1, 0.2, 0.4, 0.8, 1.6 s...",
+    checks=["retries.cap", "settings.env"],
+)
+@pytest.mark.app_settings(MAX_ATTEMPTS="6", RETRY_BASE_DELAY="0.1", RETRY_MAX_DELAY="0.1")
+async def test_backoff_is_capped(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    # With the cap, every wait is 0.1 s at most (0.5 s in all); without it the last two are 0.8
+    # and 1.6 s, less a quarter of jitter: far past the cap and LATE.
+    fake_llm.always(f.error(503), model=app_settings.primary_model)  # the fallback answers
+    await client.ask(question)
+    calls = fake_llm.ledger.calls(app_settings.primary_model)
+    waits = [later.received_at - earlier.received_at for earlier, later in zip(calls, calls[1:])]
+    cap = app_settings.retry_max_delay
+    assert waits, "a 503 was not retried"
+    assert max(waits) <= cap + LATE, (
+        f"the app waited {max(waits):.2f}s between two attempts; RETRY_MAX_DELAY is {cap:g}s "
+        f"(waits: {', '.join(f'{wait:.2f}s' for wait in waits)})"
+    )
+
+
+@pytest.mark.scenario(
+    task="retries",
     points=3,
     title="A stream is never restarted once the user has read part of it",
     hint="Retry a stream only until its first token has reached the user; after that, end it "
     "with an `error` event instead of starting the answer again.",
     checks=["retries.not_after_tokens"],
+    needs=["streaming"],
 )
 async def test_nothing_is_retried_once_tokens_were_sent(
     client: AppClient, fake_llm: FakeLLM, question: str
@@ -157,8 +184,8 @@ async def test_nothing_is_retried_once_tokens_were_sent(
     task="retries",
     points=2,
     title="Attempts are bounded, and the user gets an error when all fail",
-    hint="Make at most MAX_ATTEMPTS attempts per model, then answer with an error status and a "
-    "JSON message, never an empty 200.",
+    hint="Make MAX_ATTEMPTS attempts on each model (the first one included: no more, no fewer), "
+    "then answer with an error status and a JSON message, never an empty 200.",
     checks=["retries.attempts"],
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
@@ -170,7 +197,8 @@ async def test_attempts_are_bounded(
     calls = fake_llm.calls
     for model in {call.model for call in calls}:
         tries = len([call for call in calls if call.model == model])
-        assert tries <= app_settings.max_attempts, (
-            f"the app tried {model} {tries} times; MAX_ATTEMPTS is {app_settings.max_attempts}"
+        assert tries == app_settings.max_attempts, (
+            f"the app tried {model} {tries} times; MAX_ATTEMPTS is {app_settings.max_attempts}, "
+            "the attempts on each model, the first one included"
         )
     reply.error()

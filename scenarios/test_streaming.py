@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
 from harness.app_client import AppClient
+from harness.checks import page
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.timing import RELAY
+from harness.timing import RELAY, STEADY
 
 pytestmark = pytest.mark.anyio
 
-# A model that writes 10 tokens, 0.1 s apart: its last token comes 0.9 s after its first (the fake
-# is never early), well over the RELAY a correct app may take to pass the first one on.
-SLOW_WRITER = f.ok(tokens=10, token_delay=0.1)
+# A model that writes 20 tokens, 0.05 s apart: its last token comes 0.95 s after its first (the
+# fake is never early), well over the RELAY a correct app may take to pass the first one on.
+SLOW_WRITER = f.ok(tokens=20, token_delay=0.05)
+
+# An answer holding what naive encodings break: quotes, backslashes, new lines, non-ASCII, and
+# the blank line that ends a server-sent event.
+AWKWARD = 'She said "p < 0.05" \\ C:\\new\\table.\n\ndata: naïve café, 日本語 — ok 🙂 {"x": 1}\r\n'
 
 
 @pytest.mark.scenario(
@@ -43,6 +50,12 @@ async def test_tokens_arrive_while_the_model_writes(
         f"the first token reached the user {first - call.first_token_at:.2f}s after the model "
         f"wrote it (allowed: {RELAY}s)"
     )
+    lateness = [event.at - written for event, written in zip(reply.tokens, call.token_times)]
+    typical = statistics.median(lateness)
+    assert typical <= STEADY, (
+        f"the tokens reached the user {typical * 1000:.0f} ms after the model wrote them, on "
+        f"median (allowed: {STEADY * 1000:.0f} ms): they were held back and sent in bursts"
+    )
 
 
 @pytest.mark.scenario(
@@ -50,13 +63,15 @@ async def test_tokens_arrive_while_the_model_writes(
     points=2,
     title="The stream is a series of `token` events and ends with `done`",
     hint="Answer with Content-Type: text/event-stream; write `event: token` + "
-    '`data: {"text": ...}` for each piece and finish with one `event: done` carrying the '
-    'metadata, at least {"model": ...}.',
+    '`data: {"text": ...}` for each piece, its JSON made by a JSON encoder (the text holds '
+    "quotes, backslashes, new lines and any language, to be shown exactly), and finish with one "
+    '`event: done` carrying the metadata, at least {"model": ...}.',
     checks=["streaming.events", "streaming.text", "streaming.done"],
 )
 async def test_stream_is_token_events_then_done(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
+    fake_llm.script(f.ok(content=AWKWARD))
     reply = await client.stream(question)
     reply.expect_events()
     done = reply.last("done")
@@ -104,4 +119,27 @@ async def test_a_failure_midway_ends_with_an_error_event(
     assert isinstance(error.get("retryable"), bool), (
         f"the error event should say whether trying again may help ('retryable': true or "
         f"false): {error!r}"
+    )
+
+
+@pytest.mark.scenario(
+    task="streaming",
+    points=1,
+    title="The page reads the answer from the stream",
+    hint="Make the page call POST /api/answer/stream and show each `token` event as it comes, "
+    "reading the response body as it arrives (response.body.getReader(), or for await over it).",
+    checks=["streaming.page"],
+)
+async def test_the_page_reads_the_stream(client: AppClient) -> None:
+    text = await page.read(client)
+    page.expect(
+        text, "ask POST /api/answer/stream and show its `token` events", "/api/answer/stream", "token"
+    )
+    page.expect_any(
+        text,
+        "read the stream's body as it arrives, not whole at its end",
+        "getReader",
+        "for await",
+        "EventSource",
+        "sse-connect",
     )

@@ -68,6 +68,7 @@ async def test_a_slow_drip_is_cut_off_at_the_deadline(
     "it passes mid-stream, close the upstream call and end the stream with an `error` event "
     '({"code", "message", "retryable"}).',
     checks=["timeouts.stream", "timeouts.closed", "timeouts.not_early"],
+    needs=["streaming"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
 async def test_an_endless_stream_is_cut_off_at_the_deadline(

@@ -9,6 +9,7 @@ mutant's expected failures, which the calibration proves on every run of the sui
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import re
@@ -46,10 +47,11 @@ class Row:
         return sorted(s.id for s in self.scenarios if s.id in mutant.expected_failures)
 
 
+@functools.cache
 def scenarios() -> dict[str, ScenarioInfo]:
     """Every graded scenario, public and hidden, by id, read from its mark."""
     found: dict[str, ScenarioInfo] = {}
-    for path in sorted(SCENARIOS.rglob("test_*.py"), key=lambda path: "hidden" in path.parts):
+    for path in sorted(SCENARIOS.rglob("test_*.py"), key=lambda path: ("hidden" in path.parts, path)):
         spec = importlib.util.spec_from_file_location(f"_scenarios_{path.stem}", path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

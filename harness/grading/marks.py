@@ -12,7 +12,9 @@
     async def test_retry_after_is_honoured(client, fake_llm): ...
 
 `checks` names the requirements of the brief the scenario checks (`requirements.toml`), so that
-every requirement is seen to be checked somewhere. The plugin reads every mark at collection, so a
+every requirement is seen to be checked somewhere. `needs` names other tasks the scenario also
+relies on (``needs=["retries"]`` for a batch question that is retried): it is graded only when
+they are graded too, since a candidate given the jobs task alone owes no retries. The plugin reads every mark at collection, so a
 typo fails the run at once, naming the test, instead of quietly grading a scenario as worth
 nothing.
 """
@@ -47,6 +49,7 @@ class Scenario:
     bonus: bool = False  # earned on top of the task's points; never needed for 100%
     hidden: bool = False  # from scenarios/hidden/, which candidates never see
     checks: tuple[str, ...] = ()  # the ids of the brief's requirements it checks
+    needs: tuple[str, ...] = ()  # other tasks it relies on: graded only along with them
 
 
 def scenario_of(item: pytest.Item) -> Scenario | None:
@@ -58,7 +61,7 @@ def scenario_of(item: pytest.Item) -> Scenario | None:
     if mark.args:
         raise MarkError(f"{where}: write the scenario mark with keywords (task=..., points=...)")
     fields = dict(mark.kwargs)
-    unknown = set(fields) - {"task", "points", "title", "hint", "bonus", "checks"}
+    unknown = set(fields) - {"task", "points", "title", "hint", "bonus", "checks", "needs"}
     if unknown:
         raise MarkError(f"{where}: the scenario mark has unknown keywords {sorted(unknown)}")
     for name in ("task", "points", "title", "hint", "checks"):
@@ -73,6 +76,10 @@ def scenario_of(item: pytest.Item) -> Scenario | None:
         if not isinstance(fields[name], str) or not fields[name].strip():
             raise MarkError(f"{where}: {name}= must be a non-empty string")
     checks = _checks(fields["checks"], where)
+    needs = fields.get("needs", ())
+    needs = (needs,) if isinstance(needs, str) else tuple(needs)
+    if not all(need in TASKS and need != task for need in needs):
+        raise MarkError(f"{where}: needs= lists other tasks, from: {', '.join(TASKS)}")
     name = getattr(item, "originalname", item.name)
     return Scenario(
         id=name.removeprefix("test_"),
@@ -83,6 +90,7 @@ def scenario_of(item: pytest.Item) -> Scenario | None:
         bonus=bool(fields.get("bonus", False)),
         hidden="hidden" in item.path.parts,
         checks=checks,
+        needs=needs,
     )
 
 

@@ -82,7 +82,7 @@ class GradingSession:
                 raise marks.MarkError(
                     f"{item.nodeid}: another scenario is named {scenario.id} ({other})"
                 )
-            if scenario.task in self.grade.tasks:
+            if {scenario.task, *scenario.needs} <= set(self.grade.tasks):
                 self._scenarios[item.nodeid] = scenario
             else:
                 deselected.append(item)

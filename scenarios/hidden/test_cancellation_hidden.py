@@ -22,6 +22,7 @@ pytestmark = pytest.mark.anyio
     hint="The client can go away while the model is still thinking, before anything was sent: "
     "the upstream call must be cancelled then too.",
     checks=["cancellation.stream"],
+    needs=["streaming"],
 )
 async def test_leaving_a_stream_before_its_first_token_stops_the_model(
     client: AppClient, fake_llm: FakeLLM, question: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 
 from harness.app_client import AppClient
@@ -12,7 +13,7 @@ from harness.checks.deadlines import Span
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
-from harness.timing import LATE
+from harness.timing import BREAKER, LATE
 
 pytestmark = pytest.mark.anyio
 
@@ -72,3 +73,35 @@ async def test_fallback_rather_than_wait_past_the_deadline(
         f"after its first call (allowed: {allowed:.2f}s); REQUEST_DEADLINE is "
         f"{app_settings.request_deadline:g}s"
     )
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=1,
+    bonus=True,
+    title="Bonus: after its cool-down the primary is tried again, and used once it answers",
+    hint="An open circuit breaker is not for ever: once BREAKER_COOL_DOWN has passed, let a "
+    "request try the primary again, and when it answers, close the breaker and go back to it.",
+    checks=["fallback.breaker"],
+)
+@pytest.mark.app_settings(**BREAKER)
+async def test_the_breaker_closes_once_the_primary_is_back(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    primary = app_settings.primary_model
+    fake_llm.always(f.error(503), model=primary)
+    await client.ask(f"{question} #1")  # MAX_ATTEMPTS failed calls: the breaker opens
+    failed = fake_llm.ledger.calls(primary)
+    assert failed, "the app never called the primary model"
+    fake_llm.reset()  # the primary is back
+    # The cool-down runs from the app's last failure, which came after the fake saw that call.
+    back_at = failed[-1].received_at + app_settings.breaker_cool_down + LATE
+    await anyio.sleep(max(0.0, back_at - time.monotonic()))
+    for number in (2, 3):
+        reply = await client.ask(f"{question} #{number}")
+        model = reply.json().get("model")
+        assert fake_llm.ledger.calls(primary) and model == primary, (
+            f"BREAKER_COOL_DOWN ({app_settings.breaker_cool_down:g}s) had passed and the primary "
+            f"was answering again, but request #{number} after it was answered by {model!r}: "
+            "after the cool-down, try the primary again, and go back to it once it answers"
+        )

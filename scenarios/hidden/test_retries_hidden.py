@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply
 from harness.app_pool import RunningApp
 from harness.checks.deadlines import Span, expect_by_deadline
+from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
@@ -186,3 +187,75 @@ def test_any_few_passing_failures_still_give_the_answer(
         assert reply.answer() == calls[-1].text, f"{where}, the answer was not the model's"
 
     schedule_then_answer()
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=1,
+    title="An answer the model ended for its length is delivered, not retried",
+    hint='An answer with finish_reason "length" is complete as far as the model goes: send it as it '
+    "is (POST /api/answer's reply, or the stream's tokens and `done`); asking again would only "
+    "pay for the same answer twice.",
+    checks=["retries.length"],
+    needs=["streaming"],
+)
+async def test_an_answer_ended_for_its_length_is_delivered(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    asked, streamed = f"{question} [asked]", f"{question} [streamed]"
+    for text in (asked, streamed):
+        fake_llm.script(f.length(after_tokens=6), prompt_contains=text)  # then it would answer
+    reply = await client.ask(asked)
+    stream = await client.stream(streamed)
+    calls = {text: [c for c in fake_llm.calls if text in c.prompt] for text in (asked, streamed)}
+    problems = [
+        f"{'POST /api/answer' if text == asked else 'the stream'} made {len(made)} calls"
+        for text, made in calls.items()
+        if len(made) != 1
+    ]
+    assert not problems, (
+        'the model ended its answer for its length (finish_reason "length"), and '
+        f"{', '.join(problems)}: that answer should be sent as it is, not asked again"
+    )
+    assert reply.answer() == calls[asked][0].text, "POST /api/answer's answer was not the model's"
+    stream.expect_events()
+    stream.last("done")
+    assert stream.text == calls[streamed][0].text, (
+        f"the stream's tokens spell {stream.text!r}, the model wrote {calls[streamed][0].text!r}"
+    )
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="A chunk that is not JSON is skipped, or ends the stream with an error",
+    hint="A stream's chunk that does not parse may be skipped (the stream goes on) or end the "
+    "answer with an `error` event; never start the answer again once part of it was shown, and "
+    "never leave the user waiting.",
+    checks=["retries.malformed_chunk"],
+    needs=["streaming"],
+)
+async def test_a_chunk_that_is_not_json_is_skipped_or_ends_the_stream(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    # Three tokens, a chunk that is not JSON, then the rest of the answer as usual.
+    fake_llm.script(f.malformed(after_tokens=3, tokens=8), prompt_contains=question)
+    reply = await client.stream(question)
+    reply.expect_events()
+    calls = await fake_llm.ledger.settled()
+    wrote = calls[0].text
+    assert len(calls) == 1, (
+        f"a chunk that was not JSON came after three tokens had reached the user, and the app "
+        f"asked the model again ({len(calls)} calls): the user read {reply.text!r}"
+    )
+    if reply.names[-1:] == ["done"]:
+        assert reply.text == wrote, (
+            f"the stream skipped the chunk that was not JSON and ended with `done`, but its "
+            f"tokens spell {reply.text!r}, not the model's {wrote!r}"
+        )
+    else:
+        error = reply.last("error").data
+        assert is_error(error), f"the error event should carry {ERROR_SHAPE}, not {error!r}"
+        assert wrote.startswith(reply.text), (
+            f"the user read {reply.text!r}, which is not how the model's answer {wrote!r} begins"
+        )

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.anyio
     hint="A model can stop writing midway and keep the connection open: the deadline must end "
     "the stream then too, with an `error` event, and close the upstream call.",
     checks=["timeouts.stream", "timeouts.closed", "timeouts.not_early"],
+    needs=["streaming"],
 )
 # The read timeout is beyond the deadline: only the deadline can end the stall.
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0", LLM_READ_TIMEOUT="3.0")
@@ -41,6 +42,7 @@ async def test_a_stream_that_stalls_midway_is_cut_off_at_the_deadline(
     hint="Each token arriving within the read timeout says nothing of the whole: enforce the "
     "deadline over the entire stream, not per token.",
     checks=["timeouts.stream", "timeouts.closed", "timeouts.not_early"],
+    needs=["streaming"],
 )
 @pytest.mark.app_settings(REQUEST_DEADLINE="1.0")
 async def test_a_slow_token_drip_is_cut_off_at_the_deadline(
