@@ -211,13 +211,16 @@ class AppClient:
         return reply.result
 
     @contextlib.asynccontextmanager
-    async def open_stream(self, question: str) -> typing.AsyncIterator[OpenStream]:
+    async def open_stream(
+        self, question: str, *, headers: typing.Mapping[str, str] | None = None
+    ) -> typing.AsyncIterator[OpenStream]:
         """A streamed answer the scenario reads event by event; leaving the block before the
         stream has ended is the user leaving (the connection is closed, as a closed tab does)."""
+        body = {"question": question}
         with _bounded("POST /api/answer/stream"):
             async with (
                 self.http() as http,
-                http.stream("POST", "/api/answer/stream", json={"question": question}) as response,
+                http.stream("POST", "/api/answer/stream", json=body, headers=headers) as response,
             ):
                 stream = OpenStream(response)
                 if not stream.result.is_event_stream:

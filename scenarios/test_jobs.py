@@ -53,6 +53,21 @@ async def test_a_batch_is_taken_at_once_and_answered_later(
             f'the result of {item["question"]!r} should say which model answered ("model"), '
             f"as POST /api/answer does: {excerpt(item['result'])}"
         )
+    # Every field POST /api/answer's reply has, the result has too, of the same JSON type.
+    alone = f"{question} [alone]"
+    fake_llm.script(f.ok(), prompt_contains=alone)  # no thinking: scripts come before `always`
+    reply = (await client.ask(alone)).json()
+    result = items[0]["result"]
+    different = {
+        name: type(result.get(name)).__name__
+        for name, value in reply.items()
+        if type(result.get(name)) is not type(value)
+    }
+    assert not different, (
+        f"a completed item's result should be the same JSON as POST /api/answer's reply, whose "
+        f"fields are {sorted(reply)}; the result has {different} where the reply has "
+        f"{ {name: type(reply[name]).__name__ for name in different} }"
+    )
 
 
 @pytest.mark.scenario(
@@ -122,7 +137,7 @@ async def test_one_failure_does_not_fail_the_batch(
     title="Cancelling a job stops what is left, and keeps what was answered",
     hint="DELETE /api/jobs/{id}: cancel the items still running (closing their requests to the "
     "model) and never start the pending ones; mark both cancelled, leave completed items as "
-    "they are, and answer with the job.",
+    "they are, and answer with the job as it is then (after the cancellation, not before).",
     checks=["jobs.cancel"],
 )
 async def test_cancelling_a_job_stops_what_is_left(
@@ -143,8 +158,15 @@ async def test_cancelling_a_job_stops_what_is_left(
         under_way, "the quick questions to be answered while others are with the model"
     )
     cancelled_at = time.monotonic()
-    await batch.cancel()
+    told = await batch.cancel()
     replied_at = time.monotonic()
+    assert [item["state"] for item in told] == ["completed"] * len(quick) + ["cancelled"] * len(
+        slow
+    ), (
+        f"DELETE /api/jobs/{{id}} should answer with the job as cancelling left it: the "
+        f"{len(quick)} answered items completed, the others cancelled; it showed "
+        f"{jobs.states(told)}"
+    )
 
     try:  # the app has until NOTICED_LEAVING to hang up on the model
         await fake_llm.ledger.wait_for(

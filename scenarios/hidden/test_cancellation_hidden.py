@@ -1,4 +1,5 @@
-"""Cancellation, hidden: a stream left before its first token, the last of two tabs leaving."""
+"""Cancellation, hidden: a stream left before its first token, the last of two tabs leaving, and
+the same question asked again after its asker left."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import typing
 import anyio
 import pytest
 
-from harness.app_client import AppClient
+from harness.app_client import AppClient, excerpt
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.timing import NOTICED_LEAVING, RELAY
@@ -82,4 +83,36 @@ async def test_a_shared_answer_stops_when_the_last_tab_closes(
     assert late <= NOTICED_LEAVING, (
         f"the app hung up on the model {late:.2f}s after the last tab closed "
         f"(allowed: {NOTICED_LEAVING}s)"
+    )
+
+
+@pytest.mark.scenario(
+    task="cancellation",
+    points=2,
+    title="A question asked again after its asker left is answered afresh",
+    hint="When a call is cancelled because everyone waiting for it left, forget it: whoever asks "
+    "the same question next gets a new call, not the cancelled one (nor its error).",
+    checks=["cancellation.nothing_left"],
+)
+async def test_a_question_asked_again_after_leaving_is_answered(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    fake_llm.script(f.ok(first_token=1.5))  # the first time, the model thinks for a while
+    tab = client.tab(question)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tab.run)
+        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the model's call")
+        tab.close()
+    await fake_llm.ledger.wait_for(
+        lambda calls: calls[0].finished, timeout=NOTICED_LEAVING, what="the call to be cancelled"
+    )
+    reply = await client.ask(question)  # the same question, by someone else, a moment later
+    calls = fake_llm.calls
+    assert reply.status == 200, (
+        f"a question whose asker had left was asked again, and the app answered {reply.status}: "
+        f"{excerpt(reply.text)}; the second asker should get a fresh answer"
+    )
+    assert len(calls) == 2 and reply.answer() == calls[1].text, (
+        f"a question whose asker had left was asked again: the app made {len(calls)} call(s) "
+        "in all, and its answer should come from a new one"
     )

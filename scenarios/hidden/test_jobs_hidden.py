@@ -1,5 +1,6 @@
-"""Jobs, hidden: two batches share the cap, progress matches what the model is doing, and wrong
-requests get clear errors."""
+"""Jobs, hidden: two batches share the cap, progress matches what the model is doing, wrong
+requests get clear errors, failed questions give their turn back, and a batch's questions get the
+retries and the fallback (graded along with those tasks)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import time
 import anyio
 import pytest
 
-from harness.app_client import CLIENT_GIVES_UP, AppClient
+from harness.app_client import CLIENT_GIVES_UP, AppClient, excerpt
 from harness.checks import jobs
 from harness.checks.errors import is_error
 from harness.fake_llm import Call, FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency
 from harness.launcher import AppSettings
+from harness.timing import FAST_RETRIES
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +132,107 @@ def _json(text: str) -> object:
         return json.loads(text)
     except ValueError:
         return None
+
+
+@pytest.mark.scenario(
+    task="jobs",
+    points=2,
+    title="A question that failed gives its turn back",
+    hint="Release an item's slot under MAX_CONCURRENCY however its call ends, failed included "
+    "(async with semaphore, or try/finally): otherwise each failure leaves one slot fewer, "
+    "until batches wait for ever.",
+    checks=["jobs.cap", "jobs.failure"],
+)
+@pytest.mark.app_settings(MAX_CONCURRENCY="2")
+async def test_a_failed_question_gives_its_turn_back(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    rejected = jobs.numbered(f"{question} (rejected)", app_settings.max_concurrency)
+    for text in rejected:
+        fake_llm.always(f.error(400), prompt_contains=text)
+    first = await jobs.Batch.start(client, rejected)
+    failed = await first.finished()
+    assert all(item["state"] == "failed" for item in failed), (
+        f"the model rejected every question of a batch (400), and its items are "
+        f"{jobs.states(failed)}: each should be failed"
+    )
+    fake_llm.always(f.ok(latency=0.2), prompt_contains=f"{question} (later)")
+    later = await jobs.Batch.start(client, jobs.numbered(f"{question} (later)", 4))
+    items = await later.finished()
+    problems = jobs.wrong_answers(items, fake_llm.calls)
+    assert not problems, f"after a batch whose questions all failed: {'; '.join(problems)}"
+    peak = peak_concurrency([call for call in fake_llm.calls if "(later)" in call.prompt])
+    assert peak == app_settings.max_concurrency, (
+        f"after a batch whose {len(rejected)} questions all failed, the next batch had at most "
+        f"{peak} call(s) to the model at once, not MAX_CONCURRENCY "
+        f"({app_settings.max_concurrency}): the failed questions kept their slots"
+    )
+
+
+@pytest.mark.scenario(
+    task="jobs",
+    points=2,
+    title="A batch's questions get the retries: passing failures retried, rejected ones not",
+    hint="Each question of a batch is asked the way POST /api/answer asks: a 503 or a dropped "
+    "connection is retried, a 400 is not (its item fails with the error shape).",
+    checks=["retries.statuses", "retries.network", "retries.rejected"],
+    needs=["retries"],
+)
+@pytest.mark.app_settings(MAX_CONCURRENCY="4")
+async def test_a_batch_s_questions_get_the_retries(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    overloaded, dropped, rejected, fine = questions = jobs.numbered(question, 4)
+    fake_llm.script(f.error(503), prompt_contains=overloaded)  # then it answers
+    fake_llm.script(f.reset(), prompt_contains=dropped)
+    fake_llm.always(f.error(400), prompt_contains=rejected)
+    batch = await jobs.Batch.start(client, questions)
+    items = await batch.finished()
+    calls = fake_llm.calls
+    problems = jobs.wrong_answers([items[0], items[1], items[3]], calls)
+    for text, failure in ((overloaded, "a 503"), (dropped, "a dropped connection")):
+        made = len(jobs.calls_for(calls, text))
+        if made != 2:
+            problems.append(f"after {failure}, {text!r} took {made} call(s), not 2")
+    failed = items[2]
+    if failed["state"] != "failed" or not is_error(failed.get("error")):
+        problems.append(f"rejected (400), {rejected!r} should be failed with its error: {failed}")
+    models = [call.model for call in jobs.calls_for(calls, rejected)]
+    if max(models.count(model) for model in models) != 1:
+        problems.append(f"the rejected {rejected!r} was asked {len(models)} times")
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.scenario(
+    task="jobs",
+    points=2,
+    title="A batch's questions fall back to the smaller model, and say so",
+    hint="Each question of a batch gets the fallback POST /api/answer has: with the primary "
+    'down, its result comes from FALLBACK_MODEL, with "model" and "fallback": true; a rejected '
+    "question goes to no other model.",
+    checks=["fallback.unavailable", "fallback.says_so", "fallback.not_rejected"],
+    needs=["fallback"],
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_a_batch_s_questions_fall_back(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    answered, rejected = questions = jobs.numbered(question, 2)
+    fake_llm.always(f.error(400), prompt_contains=rejected)  # the newer rule comes first
+    batch = await jobs.Batch.start(client, questions)
+    items = await batch.finished()
+    calls = fake_llm.calls
+    problems = jobs.wrong_answers(items[:1], calls)
+    result = items[0].get("result") or {}
+    if not problems and (
+        result.get("model") != app_settings.fallback_model or result.get("fallback") is not True
+    ):
+        problems.append(
+            f'with the primary down, the result of {answered!r} should say "model": '
+            f'{app_settings.fallback_model!r} and "fallback": true: {excerpt(result)}'
+        )
+    sent_on = {call.model for call in jobs.calls_for(calls, rejected)}
+    if app_settings.fallback_model in sent_on:
+        problems.append(f"the primary rejected {rejected!r} (400), and it was sent to the fallback")
+    assert not problems, "; ".join(problems)

@@ -1,11 +1,13 @@
-"""Retries, hidden: dropped connections, jitter, the deadline, retry-after-ms, and a property
-over generated fault schedules."""
+"""Retries, hidden: dropped connections, jitter, the deadline, retry-after-ms, a property over
+generated fault schedules, answers ended for their length, a chunk that is not JSON, and other
+users going on during a retry's wait."""
 
 from __future__ import annotations
 
 import itertools
 import time
 
+import anyio
 import httpx
 import hypothesis
 import pytest
@@ -259,3 +261,32 @@ async def test_a_chunk_that_is_not_json_is_skipped_or_ends_the_stream(
         assert wrote.startswith(reply.text), (
             f"the user read {reply.text!r}, which is not how the model's answer {wrote!r} begins"
         )
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="A retry's wait does not hold up other users",
+    hint="Wait between attempts with an async sleep (await asyncio.sleep or anyio.sleep), never "
+    "time.sleep, and hold no lock across the wait: other users' requests must go on meanwhile.",
+    checks=["app.responsive"],
+)
+async def test_a_retry_s_wait_does_not_hold_up_others(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    waiting, other = f"{question} [waiting]", f"{question} [other]"
+    fake_llm.script(f.error(429, retry_after=1.0), prompt_contains=waiting)  # then it answers
+    tab = client.tab(waiting)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tab.run)
+        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the first call")
+        reply = await client.ask(other)  # someone else asks while the first one waits
+        answered = time.monotonic()
+    reply.answer()
+    retried = [call.received_at for call in fake_llm.calls if waiting in call.prompt][1:]
+    # Whether the 429 is retried at all is other scenarios' business.
+    assert not retried or answered < retried[0], (
+        "one user's request was waiting a second to retry a 429, and another user's question, "
+        "answered at once by the model, got its answer only after that wait: the wait held up "
+        "the whole app"
+    )

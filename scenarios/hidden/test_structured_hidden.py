@@ -1,5 +1,6 @@
 """Structured output, hidden: near-misses of every kind (a property), answers of the wrong shape,
-and a paper the app does not know."""
+a paper the app does not know, and the model's failures (graded along with retries and
+fallback)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from hypothesis import strategies as st
 from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
 from harness.app_pool import RunningApp
 from harness.checks import cards
+from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
+from harness.launcher import AppSettings
+from harness.timing import FAST_RETRIES
 
 pytestmark = pytest.mark.anyio
 
@@ -125,8 +129,12 @@ def test_near_misses_of_any_kind_are_read(
 
 WRONG_SHAPES = {
     "a year that is not a number": {**CARD, "year": "unknown"},
+    "a year written as a string": {**CARD, "year": str(CARD["year"])},
+    "a year that is true": {**CARD, "year": True},
     "no keywords": {"title": CARD["title"], "year": CARD["year"]},
     "keywords in one string": {**CARD, "keywords": ", ".join(CARD["keywords"])},
+    "a keyword that is a number": {**CARD, "keywords": [*CARD["keywords"][:2], 3]},
+    "no title": {"year": CARD["year"], "keywords": CARD["keywords"]},
 }
 
 
@@ -134,9 +142,9 @@ WRONG_SHAPES = {
     task="structured",
     points=2,
     title="JSON of the wrong shape is repaired too",
-    hint="Check the card before answering with it: a field missing, or of the wrong type (year "
-    "not an integer, keywords not a list of strings), makes it invalid, to be repaired like an "
-    "answer that is not JSON.",
+    hint="Check the card before answering with it: a field missing, or of the wrong JSON type (a "
+    'year that is not an integer, "2024" and true included; keywords not a list of strings), '
+    "makes it invalid, to be repaired like an answer that is not JSON.",
     checks=["structured.checked"],
 )
 async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: FakeLLM) -> None:
@@ -181,3 +189,67 @@ async def test_an_unknown_paper_is_a_400(client: AppClient, fake_llm: FakeLLM) -
         cards.expect_error(reply, 400, f"asked for the card of {body}")
     calls = len(fake_llm.calls)
     assert calls == 0, f"the app called the model {calls} time(s) for papers it does not know"
+
+
+# -- the model's failures -------------------------------------------------------------------------
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="Extracting a card gets the retries: passing failures retried, rejected ones not",
+    hint="POST /api/extract calls the model like POST /api/answer does: retry a 503 or a dropped "
+    "connection; a 400 is not retried, and the user gets an error status with the error shape.",
+    checks=["retries.statuses", "retries.network", "retries.rejected", "errors.shape"],
+    needs=["retries"],
+)
+async def test_extracting_a_card_gets_the_retries(client: AppClient, fake_llm: FakeLLM) -> None:
+    problems = []
+    for failure, fault in (("a 503", f.error(503)), ("a dropped connection", f.reset())):
+        cards.model_answers(fake_llm, fault, f.ok(content=json.dumps(CARD)), then=NOT_A_CARD)
+        reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
+        calls = len(fake_llm.calls)
+        if reply.status != 200 or cards.card_of(reply.json()) != CARD or calls != 2:
+            problems.append(
+                f"after {failure}, then the card, the app made {calls} call(s) and answered "
+                f"{reply.status}: {excerpt(reply.text)}"
+            )
+    cards.model_answers(fake_llm, then=NOT_A_CARD)
+    fake_llm.always(f.error(400))
+    reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
+    models = [call.model for call in fake_llm.calls]
+    if max((models.count(model) for model in models), default=0) != 1:
+        problems.append(f"a 400 was tried {len(models)} times")
+    if reply.status < 400 or not is_error(reply.json()):
+        problems.append(
+            f"after a 400, the app answered {reply.status} {excerpt(reply.text)}, not an error "
+            f"status with {ERROR_SHAPE}"
+        )
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.scenario(
+    task="structured",
+    points=2,
+    title="Extracting a card falls back to the smaller model",
+    hint="With the primary model down, POST /api/extract asks FALLBACK_MODEL, as POST /api/answer "
+    "does, and answers with its card.",
+    checks=["fallback.unavailable"],
+    needs=["fallback"],
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_extracting_a_card_falls_back(
+    client: AppClient, fake_llm: FakeLLM, app_settings: AppSettings
+) -> None:
+    cards.model_answers(fake_llm, then=json.dumps(CARD))
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
+    asked = fake_llm.ledger.calls(app_settings.fallback_model)
+    assert asked, (
+        f"the primary model answered 503 to every attempt and POST /api/extract never asked "
+        f"FALLBACK_MODEL; it answered {reply.status}: {excerpt(reply.text)}"
+    )
+    assert reply.status == 200 and cards.card_of(reply.json()) == CARD, (
+        f"the fallback model answered with the card, and POST /api/extract answered "
+        f"{reply.status}: {excerpt(reply.text)}"
+    )

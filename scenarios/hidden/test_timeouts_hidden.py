@@ -1,15 +1,21 @@
-"""Timeouts, hidden: a stream that stalls midway, a stream that drips, and a deadline that counts
-the fallback's attempt too."""
+"""Timeouts, hidden: a stream that stalls midway, a stream that drips, a deadline that counts the
+fallback's attempt too, a batch question's own deadline and one deadline for a card's repair."""
 
 from __future__ import annotations
 
+import time
+
+import anyio
 import pytest
 
-from harness.app_client import AppClient
+from harness.app_client import AppClient, excerpt
+from harness.checks import cards, jobs
 from harness.checks import deadlines as cut
+from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
+from harness.timing import CLOCK_SLACK, DEADLINE_MARGIN, LATE
 
 pytestmark = pytest.mark.anyio
 
@@ -82,5 +88,90 @@ async def test_the_deadline_counts_every_attempt(
         f"answered {reply.status} after {reply.took:.2f}s: it should fail (5xx) by the deadline"
     )
     reply.error()
+    cut.expect_by_deadline(span, app_settings, f"the {reply.status} came")
+    await cut.expect_hung_up(fake_llm, f"after answering {reply.status}")
+
+
+@pytest.mark.scenario(
+    task="timeouts",
+    points=2,
+    title="A batch question that hangs fails at its own deadline, counted from its turn",
+    hint="Give each question of a batch REQUEST_DEADLINE from the moment its turn comes (its slot "
+    "under MAX_CONCURRENCY), not from the batch's start: when it passes, close its call and mark "
+    "the item failed with the error shape.",
+    checks=["timeouts.batch_item", "timeouts.closed"],
+    needs=["jobs"],
+)
+@pytest.mark.app_settings(REQUEST_DEADLINE="1.0", LLM_READ_TIMEOUT="3.0", MAX_CONCURRENCY="1")
+async def test_a_batch_question_that_hangs_fails_at_its_deadline(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    # One at a time: the first question takes 0.6 s, then the second hangs. Its deadline runs
+    # from its turn, after the first call ended; one run from the batch's start would cut it off
+    # 0.4 s into its call.
+    slow, hanging = questions = jobs.numbered(question, 2)
+    fake_llm.always(f.ok(latency=0.6), prompt_contains=slow)
+    fake_llm.always(f.hang(), prompt_contains=hanging)
+    batch = await jobs.Batch.start(client, questions)
+    items = await batch.wait(
+        lambda items: items[1]["state"] not in jobs.UNFINISHED,
+        "the hanging question to fail",
+        timeout=cut.patience(app_settings) + 1.0,
+    )
+    assert items[1]["state"] == "failed" and is_error(items[1].get("error")), (
+        f"the model never answered {hanging!r}; at its deadline its item should be failed with "
+        f"{ERROR_SHAPE}: {excerpt(items[1])}"
+    )
+    await cut.expect_hung_up(fake_llm, "after failing the question at its deadline")
+    [first] = jobs.calls_for(fake_llm.calls, slow)
+    [call] = jobs.calls_for(fake_llm.calls, hanging)
+    assert first.ended_at is not None and call.disconnected_at is not None
+    deadline = app_settings.request_deadline
+    earliest = deadline * (1 - DEADLINE_MARGIN)
+    took = call.disconnected_at - first.ended_at  # at least the time since its turn came
+    assert took >= earliest - CLOCK_SLACK, (
+        f"the app cut the question off {took:.2f}s after its turn came (the question before it "
+        f"was answered): its REQUEST_DEADLINE ({deadline:g}s) counts from its turn, not from the "
+        "batch's start"
+    )
+    since_call = call.disconnected_at - call.received_at  # at most the time since its turn
+    assert since_call <= deadline + LATE, (
+        f"the app cut the hanging question off {since_call:.2f}s after its call reached the "
+        f"model; REQUEST_DEADLINE is {deadline:g}s (allowed: up to {LATE}s after it)"
+    )
+
+
+@pytest.mark.scenario(
+    task="timeouts",
+    points=2,
+    title="A card's repair shares the request's deadline",
+    hint="POST /api/extract has one REQUEST_DEADLINE for the whole request, the repair call "
+    "included: do not start the clock again for the repair; when it passes, close the call and "
+    "answer 504 with the error shape.",
+    checks=["timeouts.extract", "timeouts.closed"],
+    needs=["structured"],
+)
+@pytest.mark.app_settings(REQUEST_DEADLINE="1.0", LLM_READ_TIMEOUT="3.0")
+async def test_a_card_s_repair_shares_the_deadline(
+    client: AppClient, fake_llm: FakeLLM, app_settings: AppSettings
+) -> None:
+    # The first answer holds no card and comes after 0.7 s; the repair never comes. An app that
+    # gives the repair a deadline of its own answers 1.7 s after its first call at the earliest.
+    cards.model_answers(
+        fake_llm, f.ok(latency=0.7, content="No card here, sorry."), f.hang(), then="No card."
+    )
+    asked = time.monotonic()
+    with anyio.move_on_after(cut.patience(app_settings)):
+        reply = await client.request("POST", "/api/extract", json={"paper": "tuning"})
+    span = cut.Span.of(asked, fake_llm)
+    assert span.took < cut.patience(app_settings), (
+        f"POST /api/extract had not answered {span.took:.2f}s after it was asked: the repair "
+        f"never came and the app waited for it past REQUEST_DEADLINE "
+        f"({app_settings.request_deadline:g}s)"
+    )
+    assert reply.status >= 500 and is_error(reply.json()), (
+        f"the repair never came, and POST /api/extract answered {reply.status} after "
+        f"{span.took:.2f}s: at the deadline it should answer 504 with {ERROR_SHAPE}"
+    )
     cut.expect_by_deadline(span, app_settings, f"the {reply.status} came")
     await cut.expect_hung_up(fake_llm, f"after answering {reply.status}")
