@@ -4,9 +4,11 @@
 
 Prints the wall time of ``pytest scenarios`` against the reference (from starting pytest to its
 exit; ``--mode command`` times ``faultfirst grade`` instead, which adds taking the submission
-apart, the grading child's clean start and the app's limits), the time spent inside the scenarios themselves (nearly all of it waits the scenarios script
-on purpose: a model thinking or writing, backoffs, Retry-After), and the rest, which is the
-harness's overhead (starting pytest and the fake, starting an app per scenario).
+apart, the grading child's clean start and the app's limits), the time spent inside the
+scenarios themselves, and the rest, which is the harness's overhead (starting pytest and the
+fake, starting an app per scenario). Nearly all the time inside is waits the scenarios script on
+purpose (a model thinking or writing, backoffs, Retry-After, deadlines): their sum is printed
+too, the floor no grading harness could go below while running the scenarios one at a time.
 """
 
 from __future__ import annotations
@@ -54,12 +56,27 @@ def main() -> int:
     print(f"  wall time:         {_range(walls)}")
     print(f"  inside scenarios:  {_range(inside)}")
     print(f"  harness overhead:  {_range([w - i for w, i in zip(walls, inside)])}")
+    overhead, floor = scripted_waits(report["scenarios"])
+    print(
+        f"  scripted waits:    {floor:.1f}s (the last run's time inside the scenarios, less "
+        f"{overhead * 1000:.0f} ms each: what the quickest scenarios take)"
+    )
     slowest = sorted(report["scenarios"], key=lambda s: s["duration"], reverse=True)[:5]
     print(
         "  slowest scenarios (last run): "
         + ", ".join(f"{s['id']} {s['duration']:.2f}s" for s in slowest)
     )
     return 0
+
+
+def scripted_waits(scenarios: list[dict[str, typing.Any]]) -> tuple[float, float]:
+    """The time a grade waits on purpose (a model thinking or writing, backoffs, Retry-After,
+    deadlines), estimated as each scenario's time less what a scenario that waits for nothing
+    takes (the median of the five quickest): its app's start and its requests. Returns that
+    overhead and the sum."""
+    durations = sorted(scenario["duration"] for scenario in scenarios)
+    overhead = statistics.median(durations[:5])
+    return overhead, sum(max(0.0, duration - overhead) for duration in durations)
 
 
 def _faultfirst_grade(submission: Path, report: Path, tasks: str | None) -> dict[str, typing.Any]:

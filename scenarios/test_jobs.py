@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 async def test_a_batch_is_taken_at_once_and_answered_later(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
-    thinks = 3 * RELAY  # seconds per question: far longer than replying at once takes (RELAY)
+    thinks = 2 * RELAY  # seconds per question: far longer than replying at once takes (RELAY)
     fake_llm.always(f.ok(latency=thinks))
     batch = await jobs.Batch.start(client, jobs.numbered(question, 3))
     # The reply must come while the model is still thinking: an app that waits for the answers

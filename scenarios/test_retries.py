@@ -105,10 +105,9 @@ async def test_retry_after_is_honoured(client: AppClient, fake_llm: FakeLLM, que
 async def test_backoff_doubles(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    fake_llm.always(f.error(503))  # every model, every time
+    fake_llm.always(f.error(503), model=app_settings.primary_model)  # the fallback answers
     await client.ask(question)
-    calls = fake_llm.calls
-    calls = [call for call in calls if call.model == calls[0].model] if calls else []
+    calls = fake_llm.ledger.calls(app_settings.primary_model)
     attempts = app_settings.max_attempts
     assert len(calls) >= attempts, (
         f"with MAX_ATTEMPTS={attempts}, the app tried a failing model only {len(calls)} times"

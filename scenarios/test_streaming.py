@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 
 import pytest
@@ -14,13 +15,18 @@ from harness.timing import RELAY, STEADY
 
 pytestmark = pytest.mark.anyio
 
-# A model that writes 20 tokens, 0.05 s apart: its last token comes 0.95 s after its first (the
-# fake is never early), well over the RELAY a correct app may take to pass the first one on.
-SLOW_WRITER = f.ok(tokens=20, token_delay=0.05)
+# A model that writes 20 tokens, 0.03 s apart: its last token comes 0.57 s after its first (the
+# fake is never early), over the RELAY a correct app may take to pass the first one on.
+SLOW_WRITER = f.ok(tokens=20, token_delay=0.03)
 
-# An answer holding what naive encodings break: quotes, backslashes, new lines, non-ASCII, and
-# the blank line that ends a server-sent event.
-AWKWARD = 'She said "p < 0.05" \\ C:\\new\\table.\n\ndata: naïve café, 日本語 — ok 🙂 {"x": 1}\r\n'
+# How a page reads a token's text (`data.text`, `event["text"]`, `{ text }`), not a call such as
+# `response.text()`; and reads a body as it comes, which EventSource cannot do for a POST.
+TOKEN_TEXT = r"""\.text\b(?!\s*\()|\[\s*["']text["']\s*\]|\{\s*text\s*[,}]"""
+READ_AS_IT_COMES = r"\bgetReader\s*\(|for\s+await\s*\([^)]*\bof\s+[\w.]*\bbody\s*\)"
+
+# An answer holding what naive encodings break: quotes, backslashes, new lines (models often
+# start with one), non-ASCII, and the blank line that ends a server-sent event.
+AWKWARD = '\n\nShe said "p < 0.05" \\ C:\\new\\table.\n\ndata: naïve café, 日本語 — ok 🙂 {"x": 1}\r\n'
 
 
 @pytest.mark.scenario(
@@ -126,8 +132,9 @@ async def test_a_failure_midway_ends_with_an_error_event(
     task="streaming",
     points=1,
     title="The page reads the answer from the stream",
-    hint="Make the page call POST /api/answer/stream and show each `token` event as it comes, "
-    "reading the response body as it arrives (response.body.getReader(), or for await over it).",
+    hint="Make the page call POST /api/answer/stream with fetch (EventSource cannot POST) and show "
+    "each `token` event's text as it comes, reading the response body as it arrives "
+    "(response.body.getReader(), or for await over it).",
     checks=["streaming.page"],
 )
 async def test_the_page_reads_the_stream(client: AppClient) -> None:
@@ -135,11 +142,16 @@ async def test_the_page_reads_the_stream(client: AppClient) -> None:
     page.expect(
         text, "ask POST /api/answer/stream and show its `token` events", "/api/answer/stream", "token"
     )
-    page.expect_any(
+    page.expect_pattern(
+        text, 'show each token event\'s "text" (e.g. data.text)', TOKEN_TEXT
+    )
+    page.expect_pattern(
         text,
-        "read the stream's body as it arrives, not whole at its end",
-        "getReader",
-        "for await",
-        "EventSource",
-        "sse-connect",
+        "read the stream's body as it arrives (response.body.getReader(), or for await over "
+        "response.body), not whole at its end",
+        READ_AS_IT_COMES,
+    )
+    assert not re.search(r"EventSource\s*\(\s*[\"'`]/api/answer/stream", text), (
+        "the page reads the stream with EventSource, which can only send GET: the stream is "
+        "POST /api/answer/stream, so read it with fetch and response.body.getReader()"
     )

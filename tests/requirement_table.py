@@ -34,6 +34,7 @@ class ScenarioInfo:
     task: str
     hidden: bool
     checks: tuple[str, ...]
+    needs: tuple[str, ...]
 
 
 @dataclass
@@ -60,12 +61,13 @@ def scenarios() -> dict[str, ScenarioInfo]:
             marks = [m for m in getattr(test, "pytestmark", []) if m.name == "scenario"]
             if name.startswith("test_") and marks:
                 fields = marks[0].kwargs
-                checks = fields["checks"]
+                checks, needs = fields["checks"], fields.get("needs", ())
                 found[name.removeprefix("test_")] = ScenarioInfo(
                     id=name.removeprefix("test_"),
                     task=fields["task"],
                     hidden="hidden" in path.parts,
                     checks=(checks,) if isinstance(checks, str) else tuple(checks),
+                    needs=(needs,) if isinstance(needs, str) else tuple(needs),
                 )
     return found
 

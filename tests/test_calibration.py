@@ -6,9 +6,13 @@
   scenarios listed for it, no more (no collateral points lost) and no fewer (the flaw is caught);
 - every scenario is failed by at least one mutant, so none of them passes everything.
 
-The reference is graded by ``pytest scenarios`` in thread mode, as a candidate would; all the
-solutions together by one ``faultfirst grade`` batch, two at a time, as an interviewer would.
-Both grade every task (``--tasks all``), not only the core four a grade takes by default.
+The reference and the starter are graded on every task by one ``faultfirst grade`` batch, as an
+interviewer would (subprocess mode, the app's limits), and the reference by ``pytest scenarios``
+in thread mode, as a candidate would. The mutants, a few hundred, are graded in thread mode by
+`calibrate.py`, many to a process, in chunks both xdist workers share, each on its own tasks
+(`own_tasks`): those of the scenarios it must fail. The same grade on
+every task, for every mutant, is ``python benchmarks/calibration.py``: too long for CI, run
+before a change to the scenarios lands.
 """
 
 from __future__ import annotations
@@ -17,33 +21,59 @@ import json
 import shutil
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
 
-from grading_runs import SCENARIOS, SOLUTIONS, build, grade, not_passed
-from mutants import MUTANTS
+import requirement_table
+from calibrate import mismatch, surprises
+from grading_runs import build, grade, not_passed
+from mutants import MUTANTS, Mutant
 from solutions import ROOT
 
 # What the starter already does right: it never sends a rejected request to another model (it has
-# no other model), and its two tabs asking the same question already share one call.
-STARTER_PASSES = {"rejected_requests_do_not_fall_back", "a_shared_answer_survives_one_tab_closing"}
+# no other model), its two tabs asking the same question already share one call, and it never
+# retries, so no retry's wait holds anybody up.
+STARTER_PASSES = {
+    "rejected_requests_do_not_fall_back",
+    "a_shared_answer_survives_one_tab_closing",
+    "a_retry_s_wait_does_not_hold_up_others",
+}
+CHUNKS = 12  # the mutants' grades, in this many tests: enough for two workers to share evenly
+TESTS = Path(__file__).resolve().parent
 
 
-def scenario_ids() -> set[str]:
-    listed = subprocess.run(
-        [sys.executable, "-m", "pytest", str(SCENARIOS), "--collect-only", "-q", "--tasks", "all"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return {
-        line.split("::")[1].split("[")[0].removeprefix("test_")
-        for line in listed.splitlines()
-        if "::" in line
-    }
+def own_tasks(mutant: Mutant) -> tuple[str, ...]:
+    """The tasks whose scenarios a mutant is graded on in CI: its `reaches` if it says, else the
+    tasks of the scenarios it must fail; every task for one expected to fail none."""
+    if mutant.reaches is not None:
+        return mutant.reaches
+    scenarios = requirement_table.scenarios()
+    tasks = {scenarios[id].task for id in mutant.expected_failures}
+    return tuple(sorted(tasks)) or ("all",)
+
+
+def chunks() -> list[list[Mutant]]:
+    """The mutants in `CHUNKS` lists of about the same grading time, each list's mutants on the
+    same tasks where it can (a task's scenarios are then imported, and warm, once)."""
+    cost = task_costs()
+    ordered = sorted(MUTANTS, key=lambda m: (own_tasks(m), m.name))
+    loads: list[tuple[float, list[Mutant]]] = [(0.0, []) for _ in range(CHUNKS)]
+    for mutant in sorted(ordered, key=lambda m: -sum(cost[t] for t in own_tasks(m))):
+        load, chunk = min(loads, key=lambda pair: pair[0])
+        loads.remove((load, chunk))
+        loads.append((load + sum(cost[t] for t in own_tasks(mutant)), chunk + [mutant]))
+    return [sorted(chunk, key=lambda m: (own_tasks(m), m.name)) for _, chunk in loads if chunk]
+
+
+def task_costs() -> dict[str, float]:
+    """Rough seconds a grade of each task takes: its scenarios, about one second each, and
+    `all` as every task."""
+    counts: dict[str, float] = {}
+    for scenario in requirement_table.scenarios().values():
+        counts[scenario.task] = counts.get(scenario.task, 0.0) + 1.0
+    counts["all"] = sum(counts.values())
+    return counts
 
 
 def test_the_reference_scores_full_marks_in_thread_mode(tmp_path: Path) -> None:
@@ -53,65 +83,58 @@ def test_the_reference_scores_full_marks_in_thread_mode(tmp_path: Path) -> None:
     assert report["status"] == "graded"
 
 
-def test_a_batch_of_every_solution_grades_each_as_its_flaw_deserves(tmp_path: Path) -> None:
-    """Reference 100%, the starter only what its gaps allow, each mutant exactly its listed
-    scenarios failed, and nothing but "failed" among what did not pass (no timeouts, no harness
-    errors): through `faultfirst grade`, in subprocess mode, two submissions at once.
+def test_faultfirst_grade_grades_the_reference_and_the_starter_as_they_deserve(
+    tmp_path: Path,
+) -> None:
+    """Through `faultfirst grade`, in subprocess mode with the app's limits, two at once, every
+    task: the reference 100%, the starter only what its gaps allow."""
+    folders = [_solution_folder(name, tmp_path / name) for name in ("reference", "starter")]
+    table = tmp_path / "table.json"
+    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, folders), "-j", "2"]
+    command += ["--tasks", "all", "--table-json", str(table)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = {row["submission"]: row for row in json.loads(table.read_text())["submissions"]}
+    reference = rows["reference"]["grade"]
+    assert not_passed(reference) == {}, surprises(reference, set())
+    starter = rows["starter"]["grade"]
+    passed = {s["id"] for s in starter["scenarios"] if s["status"] == "passed"}
+    assert passed == STARTER_PASSES, {"passed": sorted(passed), **surprises(starter, set())}
+    assert set(not_passed(starter).values()) == {"failed"}, not_passed(starter)
 
-    Every solution is graded on every task, but a mutant whose flaw can reach only some tasks
-    (`Mutant.reaches`) on those alone: one batch for each set of tasks."""
-    batches: dict[tuple[str, ...] | None, list[str]] = {}
-    reaches = {mutant.name: mutant.reaches for mutant in MUTANTS}
-    for name in SOLUTIONS:
-        batches.setdefault(reaches.get(name), []).append(name)
-    rows: dict[str, typing.Any] = {}
-    for tasks, names in batches.items():
-        rows |= _grade_batch(names, ",".join(tasks) if tasks else "all", tmp_path)
-    assert sorted(rows) == sorted(SOLUTIONS)
-    expected = {mutant.name: set(mutant.expected_failures) for mutant in MUTANTS}
-    expected["reference"] = set()
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_each_mutant_fails_exactly_the_scenarios_its_flaw_deserves(
+    tmp_path: Path, chunk: int
+) -> None:
+    """Each mutant of the chunk, on its own tasks: exactly its expected scenarios failed, and
+    nothing but "failed" among what did not pass (no timeouts, no harness errors)."""
+    mutants = chunks()[chunk]
+    entries = [f"{m.name}:{','.join(own_tasks(m))}" for m in mutants]
+    command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(tmp_path), *entries]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=1500)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     wrong = {}
-    for name, row in rows.items():
-        report = row["grade"]
-        if name == "starter":
-            passed = {s["id"] for s in report["scenarios"] if s["status"] == "passed"}
-            statuses = set(not_passed(report).values())
-            if passed != STARTER_PASSES or statuses != {"failed"}:
-                wrong[name] = {"passed": sorted(passed), "other statuses": sorted(statuses)}
-        elif not_passed(report) != {scenario: "failed" for scenario in expected[name]}:
-            wrong[name] = {
-                "expected": sorted(expected[name]),
-                "got": not_passed(report),
-                "unexpected": _surprises(report, expected[name]),
-            }
+    for mutant in mutants:
+        report = json.loads((tmp_path / f"{mutant.name}.json").read_text())
+        if (problem := mismatch(report, set(mutant.expected_failures))) is not None:
+            wrong[mutant.name] = problem
     if wrong:  # in full: pytest would cut an assertion's diff short, reasons and all
         pytest.fail(
-            "solutions graded otherwise than their flaws deserve:\n" + json.dumps(wrong, indent=2)
+            "mutants graded otherwise than their flaws deserve:\n" + json.dumps(wrong, indent=2)
         )
-    assert rows["reference"]["percentage"] == 100
 
 
-def _surprises(report: dict[str, typing.Any], expected: set[str]) -> dict[str, str]:
-    """Why each scenario graded otherwise than expected went as it did: a failure's reason (what
-    a flake says about itself), or that an expected failure passed."""
-    surprises = {}
-    for scenario in report["scenarios"]:
-        failed, meant_to = scenario["status"] != "passed", scenario["id"] in expected
-        if failed != meant_to:
-            reason = scenario["reason"] if failed else "its flaw went uncaught"
-            surprises[scenario["id"]] = f"{scenario['status']} in {scenario['duration']}s: {reason}"
-    return surprises
+def test_the_chunks_hold_every_mutant_once() -> None:
+    graded = [mutant.name for chunk in chunks() for mutant in chunk]
+    assert sorted(graded) == sorted(mutant.name for mutant in MUTANTS)
 
 
-def _grade_batch(names: list[str], tasks: str, folder: Path) -> dict[str, typing.Any]:
-    """The comparison table's rows of one `faultfirst grade` batch of `names` on `tasks`."""
-    folders = [_solution_folder(name, folder / name) for name in names]
-    table = folder / f"table-{tasks}.json"
-    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, folders), "-j", "2"]
-    command += ["--tasks", tasks, "--table-json", str(table)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=1800)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return {row["submission"]: row for row in json.loads(table.read_text())["submissions"]}
+def test_every_scenario_is_failed_by_some_mutant() -> None:
+    caught = set().union(*(mutant.expected_failures for mutant in MUTANTS))
+    ids = set(requirement_table.scenarios())
+    assert caught <= ids, f"mutants expect scenarios that do not exist: {caught - ids}"
+    assert ids - caught == set(), "these scenarios fail no mutant, so nothing shows they work"
 
 
 def _solution_folder(name: str, destination: Path) -> Path:
@@ -120,10 +143,3 @@ def _solution_folder(name: str, destination: Path) -> Path:
     if folder != destination:  # the starter is built in place
         shutil.copytree(folder / "exercise_app", destination / "exercise_app")
     return destination
-
-
-def test_every_scenario_is_failed_by_some_mutant() -> None:
-    caught = set().union(*(mutant.expected_failures for mutant in MUTANTS))
-    ids = scenario_ids()
-    assert caught <= ids, f"mutants expect scenarios that do not exist: {caught - ids}"
-    assert ids - caught == set(), "these scenarios fail no mutant, so nothing shows they work"

@@ -48,11 +48,11 @@ def expect(page: str, what: str, *names: str) -> None:
     )
 
 
-def expect_any(page: str, what: str, *names: str) -> None:
-    """The page holds at least one of `names`."""
-    assert any(_holds(page, name) for name in names), (
-        f"the page (GET / and the scripts it loads from the app) mentions none of "
-        f"{', '.join(repr(name) for name in names)}: it should {what}"
+def expect_pattern(page: str, what: str, pattern: str) -> None:
+    """The page holds a match of the regular expression `pattern` (code that does `what`)."""
+    assert re.search(pattern, page) is not None, (
+        f"the page (GET / and the scripts it loads from the app) has no code that does this: "
+        f"it should {what}"
     )
 
 

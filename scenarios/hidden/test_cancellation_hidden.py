@@ -91,7 +91,8 @@ async def test_a_shared_answer_stops_when_the_last_tab_closes(
     points=2,
     title="A question asked again after its asker left is answered afresh",
     hint="When a call is cancelled because everyone waiting for it left, forget it: whoever asks "
-    "the same question next gets a new call, not the cancelled one (nor its error).",
+    "the same question next gets a new call, not the cancelled one (nor its error); and count "
+    "who waits for each call afresh, so that the next asker leaving cancels it too.",
     checks=["cancellation.nothing_left"],
 )
 async def test_a_question_asked_again_after_leaving_is_answered(
@@ -103,9 +104,7 @@ async def test_a_question_asked_again_after_leaving_is_answered(
         tasks.start_soon(tab.run)
         await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the model's call")
         tab.close()
-    await fake_llm.ledger.wait_for(
-        lambda calls: calls[0].finished, timeout=NOTICED_LEAVING, what="the call to be cancelled"
-    )
+    await fake_llm.ledger.settled()  # cancelled, or (other scenarios' business) run to its end
     reply = await client.ask(question)  # the same question, by someone else, a moment later
     calls = fake_llm.calls
     assert reply.status == 200, (
@@ -115,4 +114,16 @@ async def test_a_question_asked_again_after_leaving_is_answered(
     assert len(calls) == 2 and reply.answer() == calls[1].text, (
         f"a question whose asker had left was asked again: the app made {len(calls)} call(s) "
         "in all, and its answer should come from a new one"
+    )
+    fake_llm.script(f.ok(first_token=1.5))  # asked a third time, and left again
+    tab = client.tab(question)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tab.run)
+        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 3, what="the third call")
+        left_at = tab.close()
+    third = (await fake_llm.ledger.settled())[2]
+    hung_up = third.disconnected_at
+    assert hung_up is not None and hung_up - left_at <= NOTICED_LEAVING, (
+        "the question was asked a third time and its asker left too, but the app let the model "
+        f"run on ({third.outcome}, {third.tokens_after(left_at)} tokens billed after they left)"
     )

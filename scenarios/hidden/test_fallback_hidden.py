@@ -13,7 +13,7 @@ from harness.checks.deadlines import Span
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
-from harness.timing import BREAKER, LATE
+from harness.timing import BREAKER, FAST_RETRIES, LATE
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +84,8 @@ async def test_fallback_rather_than_wait_past_the_deadline(
     "request try the primary again, and when it answers, close the breaker and go back to it.",
     checks=["fallback.breaker"],
 )
-@pytest.mark.app_settings(**BREAKER)
+# A shorter cool-down than BREAKER's: nothing here needs it to outlast a moment between requests.
+@pytest.mark.app_settings(**{**BREAKER, "BREAKER_COOL_DOWN": "0.5"})
 async def test_the_breaker_closes_once_the_primary_is_back(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
@@ -105,3 +106,29 @@ async def test_the_breaker_closes_once_the_primary_is_back(
             f"was answering again, but request #{number} after it was answered by {model!r}: "
             "after the cool-down, try the primary again, and go back to it once it answers"
         )
+
+
+@pytest.mark.scenario(
+    task="fallback",
+    points=1,
+    title="The primary and the fallback are the models the settings name",
+    hint="Read PRIMARY_MODEL and FALLBACK_MODEL from the settings; never write a model's name "
+    "in the code: the grader may swap them.",
+    checks=["settings.env", "fallback.unavailable"],
+)
+@pytest.mark.app_settings(PRIMARY_MODEL="fake-small", FALLBACK_MODEL="fake-large", **FAST_RETRIES)
+async def test_the_models_are_the_ones_the_settings_name(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    reply = await client.ask(question)
+    first = fake_llm.calls[0].model if fake_llm.calls else None
+    assert first == app_settings.primary_model, (
+        f"PRIMARY_MODEL is {app_settings.primary_model}, but the app first asked {first}"
+    )
+    reply.answer()
+    model = reply.json().get("model")
+    assert model == app_settings.fallback_model, (
+        f"with PRIMARY_MODEL={app_settings.primary_model} down, the answer should come from "
+        f"FALLBACK_MODEL={app_settings.fallback_model}, not {model!r}"
+    )

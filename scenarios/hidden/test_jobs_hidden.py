@@ -10,14 +10,14 @@ import time
 import anyio
 import pytest
 
-from harness.app_client import CLIENT_GIVES_UP, AppClient, excerpt
+from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
 from harness.checks import jobs
 from harness.checks.errors import is_error
 from harness.fake_llm import Call, FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency
 from harness.launcher import AppSettings
-from harness.timing import FAST_RETRIES
+from harness.timing import FAST_RETRIES, RELAY
 
 pytestmark = pytest.mark.anyio
 
@@ -157,7 +157,9 @@ async def test_a_failed_question_gives_its_turn_back(
         f"{jobs.states(failed)}: each should be failed"
     )
     fake_llm.always(f.ok(latency=0.2), prompt_contains=f"{question} (later)")
-    later = await jobs.Batch.start(client, jobs.numbered(f"{question} (later)", 4))
+    later = await jobs.Batch.start(
+        client, jobs.numbered(f"{question} (later)", app_settings.max_concurrency)
+    )
     items = await later.finished()
     problems = jobs.wrong_answers(items, fake_llm.calls)
     assert not problems, f"after a batch whose questions all failed: {'; '.join(problems)}"
@@ -236,3 +238,65 @@ async def test_a_batch_s_questions_fall_back(
     if app_settings.fallback_model in sent_on:
         problems.append(f"the primary rejected {rejected!r} (400), and it was sent to the fallback")
     assert not problems, "; ".join(problems)
+
+
+@pytest.mark.scenario(
+    task="jobs",
+    points=2,
+    title="Other users' questions do not wait for a batch's turn",
+    hint="MAX_CONCURRENCY caps the calls made for batch work only: a question asked on "
+    "POST /api/answer while a batch fills every slot goes to the model at once.",
+    checks=["app.responsive", "jobs.cap"],
+)
+@pytest.mark.app_settings(MAX_CONCURRENCY="2")
+async def test_other_questions_do_not_wait_for_a_batch(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    slow = jobs.numbered(f"{question} (batch)", app_settings.max_concurrency)
+    # 0.8 s: far longer than a question answered at once takes on a loaded machine (RELAY).
+    fake_llm.always(f.ok(latency=0.8), prompt_contains=f"{question} (batch)")
+    batch = await jobs.Batch.start(client, slow)
+    await fake_llm.ledger.wait_for(
+        lambda calls: len(calls) == len(slow), what="the batch to fill every slot"
+    )
+    reply = await client.ask(f"{question} (someone else)")  # the model answers it at once
+    answered = time.monotonic()
+    reply.answer()
+    await batch.finished()
+    batch_calls = [call for call in fake_llm.calls if "(batch)" in call.prompt]
+    first_end = min(call.ended_at or answered for call in batch_calls)
+    assert answered < first_end, (
+        f"while a batch had MAX_CONCURRENCY ({app_settings.max_concurrency}) calls to the model "
+        "in flight, another user's question waited for one of them to end: the cap is for batch "
+        "work only"
+    )
+
+
+@pytest.mark.scenario(
+    task="jobs",
+    points=2,
+    title="Cancelling a job spares an answer another user shares",
+    hint="A batch question may share its call with someone asking the same question on "
+    "POST /api/answer: DELETE cancels the job's part only, and the other user still gets the "
+    "answer.",
+    checks=["jobs.cancel", "cancellation.shared"],
+)
+async def test_cancelling_a_job_spares_a_shared_answer(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    fake_llm.always(f.ok(latency=1.0))
+    batch = await jobs.Batch.start(client, [question])
+    await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the batch's call")
+    tab = client.tab(question)  # someone else asks the same question meanwhile
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(tab.run)
+        await tab.sent()
+        await anyio.sleep(RELAY)  # the app has taken the question in
+        await batch.cancel()
+    assert isinstance(tab.reply, Reply) and tab.reply.status == 200, (
+        "a user asked the question a batch was asking; when the job was cancelled, that user got "
+        f"{tab.reply.status if isinstance(tab.reply, Reply) else 'no reply'} instead of the "
+        "answer: cancel the job's own part of a shared call, not the call"
+    )
+    answered = [call.text for call in fake_llm.calls if call.outcome == "completed"]
+    assert tab.reply.answer() in answered, "the user's answer was not the model's"

@@ -146,12 +146,14 @@ async def test_a_batch_result_carries_the_metadata(
 async def test_a_tab_joining_a_shared_answer_reports_its_own_latency(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
-    fake_llm.script(f.ok(latency=1.5))
+    # The second tab asks half a second after the first and waits half a second; counted from
+    # the first tab's question, its latency would be twice that.
+    fake_llm.script(f.ok(latency=1.0))
     first, second = client.tab(question), client.tab(question)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(first.run)
         await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the first tab's call")
-        await anyio.sleep(0.5)  # the second tab asks a good while later
+        await anyio.sleep(0.5)
         tasks.start_soon(second.run)
     assert isinstance(first.reply, Reply) and isinstance(second.reply, Reply), "a tab got no answer"
     first.reply.answer()

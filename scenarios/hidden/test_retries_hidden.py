@@ -4,7 +4,11 @@ users going on during a retry's wait."""
 
 from __future__ import annotations
 
+import email.utils
 import itertools
+import json
+import math
+import statistics
 import time
 
 import anyio
@@ -13,7 +17,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply
+from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
 from harness.app_pool import RunningApp
 from harness.checks.deadlines import Span, expect_by_deadline
 from harness.checks.errors import ERROR_SHAPE, is_error
@@ -29,9 +33,10 @@ pytestmark = pytest.mark.anyio
     task="retries",
     points=2,
     title="Dropped connections and timeouts are retried",
-    hint="A reset connection, a body cut short, and a read timeout (the model stalls, or never "
-    "answers) are transient too: retry them like a 503.",
-    checks=["retries.network"],
+    hint="A reset connection, a body cut short or garbled, and a read timeout (the model stalls, "
+    "or never answers, for longer than LLM_READ_TIMEOUT) are transient too: retry them like a "
+    "503.",
+    checks=["retries.network", "settings.env"],
 )
 @pytest.mark.app_settings(LLM_READ_TIMEOUT="0.5")
 async def test_dropped_connections_and_timeouts_are_retried(
@@ -40,6 +45,7 @@ async def test_dropped_connections_and_timeouts_are_retried(
     faults = {
         "a reset connection": f.reset(),
         "a body cut short": f.cut(after_tokens=3),
+        "a body that is not JSON": f.malformed(),
         "a stall after the headers": f.stall(),
         "no response at all": f.hang(),
     }
@@ -63,7 +69,7 @@ async def test_dropped_connections_and_timeouts_are_retried(
     title="Clients that fail together do not all retry together (jitter)",
     hint="Shrink each backoff by a random amount (up to a quarter), so that many requests "
     "failing at once do not hit the provider again at the same instant.",
-    checks=["retries.jitter"],
+    checks=["retries.jitter", "retries.backoff"],
 )
 @pytest.mark.app_settings(RETRY_BASE_DELAY="0.8", RETRY_MAX_DELAY="1.6")
 async def test_retries_are_jittered(
@@ -79,6 +85,16 @@ async def test_retries_are_jittered(
         assert len(calls) >= 2, f"a 503 was not retried ({len(calls)} call)"
         waits.append(calls[1].received_at - calls[0].received_at)
     backoff = app_settings.backoff(0)
+    # Jitter shrinks each wait by up to a quarter, so the median wait is 75-100% of the backoff,
+    # plus a loaded machine's lag (0.1 s at worst seen, load average 7). The upper bound is a
+    # quarter over the backoff: 0.3 s of lag above the median's expected 0.7 s, and half-way to
+    # the 1.2 s of the smallest wait an app that doubles one step too early could make.
+    typical = statistics.median(waits)
+    assert 0.75 * backoff - CLOCK_SLACK <= typical <= 1.25 * backoff, (
+        f"16 requests failed at once and waited {typical * 1000:.0f} ms on median before their "
+        f"retry; with RETRY_BASE_DELAY={app_settings.retry_base_delay:g} the first backoff is "
+        f"{backoff * 1000:.0f} ms, shrunk by at most a quarter"
+    )
     # Without jitter, every wait is the full backoff or longer: timers are never early, and the
     # app takes a moment to read the 503. Jitter shrinks each wait by a random 0-200 ms (a
     # quarter of 0.8 s); a correct app fails only if the lag of a loaded machine outgrows the
@@ -120,9 +136,11 @@ async def test_retries_stop_at_the_deadline(
     points=1,
     title="retry-after-ms is honoured before Retry-After",
     hint="OpenAI-style providers send retry-after-ms (milliseconds); read it first, then "
-    "Retry-After.",
+    "Retry-After, and wait what they ask, even when your own backoff would be longer.",
     checks=["retries.retry_after"],
 )
+# A backoff far longer than the wait asked for: the asked-for wait comes first, not the longer.
+@pytest.mark.app_settings(RETRY_BASE_DELAY="1.5", RETRY_MAX_DELAY="1.5")
 async def test_retry_after_ms_comes_first(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
@@ -275,7 +293,8 @@ async def test_a_retry_s_wait_does_not_hold_up_others(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
     waiting, other = f"{question} [waiting]", f"{question} [other]"
-    fake_llm.script(f.error(429, retry_after=1.0), prompt_contains=waiting)  # then it answers
+    # 0.8 s: far longer than a question answered at once takes on a loaded machine (RELAY).
+    fake_llm.script(f.error(429, retry_after=0.8), prompt_contains=waiting)  # then it answers
     tab = client.tab(waiting)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tab.run)
@@ -286,7 +305,130 @@ async def test_a_retry_s_wait_does_not_hold_up_others(
     retried = [call.received_at for call in fake_llm.calls if waiting in call.prompt][1:]
     # Whether the 429 is retried at all is other scenarios' business.
     assert not retried or answered < retried[0], (
-        "one user's request was waiting a second to retry a 429, and another user's question, "
+        "one user's request was waiting 0.8 s to retry a 429, and another user's question, "
         "answered at once by the model, got its answer only after that wait: the wait held up "
         "the whole app"
     )
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=1,
+    title="A Retry-After given as an HTTP date is honoured",
+    hint="Retry-After may be a date (`Wed, 21 Oct 2026 07:28:00 GMT`), not a number of seconds: "
+    "wait until then (email.utils.parsedate_to_datetime reads it).",
+    checks=["retries.retry_after"],
+)
+async def test_a_retry_after_date_is_honoured(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    # Dates have whole seconds: the next whole second at least half a second away, so the wait
+    # is 0.5-1.5 s, far above the backoff (0.1 s).
+    until = math.ceil(time.time() + 0.5)
+    date = email.utils.formatdate(until, usegmt=True)
+    fake_llm.script(f.error(429, retry_after=date), prompt_contains=question)
+    reply = await client.ask(question)
+    reply.answer()
+    calls = fake_llm.calls
+    assert len(calls) >= 2, "the 429 was not retried"
+    # The fake's clock is monotonic; the date is wall-clock time: compare through the first call.
+    asked_for = until - (time.time() - (time.monotonic() - calls[0].received_at))
+    waited = calls[1].received_at - calls[0].received_at
+    assert asked_for - CLOCK_SLACK <= waited <= asked_for + LATE, (
+        f"a 429 said Retry-After: {date}, {asked_for:.2f}s after it came; the next attempt came "
+        f"{waited:.2f}s after it"
+    )
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="A stream retries the failures that come before its first token",
+    hint="Until its first token has reached the user, a stream is retried like POST /api/answer: "
+    "a 503, a reset, a stream that ends before its first token or fails in its first chunk. An "
+    "empty first chunk (the provider's role chunk) is not part of the answer.",
+    checks=["retries.statuses", "retries.network"],
+    needs=["streaming"],
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_a_stream_retries_failures_before_its_first_token(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    faults = {
+        "a 503": f.error(503),
+        "a reset connection": f.reset(),
+        "a stream that ended before its first token": f.cut(after_tokens=0),
+        "an error in the stream's first chunk": f.error(500, after_tokens=0),
+    }
+    problems = []
+    for what, fault in faults.items():
+        text = f"{question} [{what}]"
+        fake_llm.script(fault, prompt_contains=text)  # then it answers
+        reply = await client.stream(text)
+        calls = [call for call in fake_llm.calls if text in call.prompt]
+        if reply.names[-1:] != ["done"] or len(calls) != 2 or reply.text != calls[-1].text:
+            problems.append(
+                f"after {what}, the app made {len(calls)} call(s) and the stream ended with "
+                f"{reply.names[-1:] or reply.status}, the user reading {reply.text!r}"
+            )
+    assert not problems, (
+        "a failure before the first token should be retried, the user then reading the whole "
+        f"answer: {'; '.join(problems)}"
+    )
+
+
+@pytest.mark.scenario(
+    task="retries",
+    points=2,
+    title="Every failure is told in the error shape, never a traceback",
+    hint='Answer every failure with an error status and {"code": str, "message": str, '
+    '"retryable": bool}: a body that is not JSON or has no question (4xx), every model down '
+    "(5xx), on POST /api/answer and the stream alike; catch what goes wrong where it happens.",
+    checks=["errors.shape"],
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_every_failure_is_told_in_the_error_shape(
+    client: AppClient, fake_llm: FakeLLM, question: str
+) -> None:
+    fake_llm.always(f.error(503))  # every model, for the last one
+    asked = {
+        "a body that is not JSON": ("{not json", 400),
+        "a body without a question": ('{"query": "what?"}', 400),
+        "a question with every model down": (json.dumps({"question": question}), 500),
+    }
+    problems = []
+    for path in ("/api/answer", "/api/answer/stream"):
+        for what, (body, lowest) in asked.items():
+            async with client.http() as http:
+                response = await http.post(path, content=body, headers=JSON_BODY)
+            problem = _error_problem(response, lowest)
+            if problem:
+                problems.append(f"POST {path}, {what}: {problem}")
+    assert not problems, f"failures should be told with {ERROR_SHAPE}: {'; '.join(problems)}"
+
+
+JSON_BODY = {"content-type": "application/json"}
+
+
+def _error_problem(response: httpx.Response, lowest: int) -> str:
+    """What is wrong with `response` as the error reply of a failure whose status should be
+    `lowest` or above (4xx: at least 400; 5xx: at least 500), or "" if nothing. A stream may
+    instead have started, and end with an `error` event."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        lines = response.text.splitlines()
+        names = [line.removeprefix("event:").strip() for line in lines if line.startswith("event:")]
+        data = [line.removeprefix("data:").strip() for line in lines if line.startswith("data:")]
+        if names[-1:] != ["error"]:
+            return f"the stream ended with {names[-1:] or 'no event'}, not an `error` event"
+        return "" if is_error(_json(data[-1])) else f"its error event carried {data[-1]!r}"
+    status, body = response.status_code, response.text
+    if lowest <= status < lowest + 100 and is_error(_json(body)):
+        return ""
+    return f"{status} {excerpt(body)}"
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

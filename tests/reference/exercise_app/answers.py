@@ -52,12 +52,11 @@ class Answer:
 
 
 class AnswerService:
-    def __init__(self, llm: LLMClient, settings: Settings) -> None:
+    def __init__(self, llm: LLMClient, settings: Settings, breaker: CircuitBreaker) -> None:
         self._llm = llm
         self._settings = settings
         self._shared: SharedCalls[Answer] = SharedCalls()
-        # One per app: it learns from every request.
-        self._breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cool_down)
+        self._breaker = breaker  # the app's: it learns from every call to the primary
 
     async def answer(self, question: str) -> Answer:
         """The whole answer. People asking the same question at once share one call; each is

@@ -13,6 +13,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .answers import AnswerService
+from .breaker import CircuitBreaker
 from .disconnect import cancel_on_disconnect
 from .errors import AnswerError, BadQuestion
 from .extract import Extractor, extract
@@ -72,10 +73,12 @@ async def read_question(request: Request) -> str:
 async def lifespan(app: Starlette) -> typing.AsyncIterator[None]:
     settings = Settings.from_env()
     llm = LLMClient(settings)
-    answers = AnswerService(llm, settings)
+    # One for the app: the primary's failures count whichever endpoint met them.
+    breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cool_down)
+    answers = AnswerService(llm, settings, breaker)
     app.state.answers = answers
     app.state.jobs = Jobs(answers, settings)
-    app.state.extractor = Extractor(llm, settings)
+    app.state.extractor = Extractor(llm, settings, breaker)
     yield
     await app.state.jobs.aclose()
     await llm.aclose()

@@ -59,11 +59,10 @@ class UnknownPaper(BadQuestion):
 
 
 class Extractor:
-    def __init__(self, llm: LLMClient, settings: Settings) -> None:
+    def __init__(self, llm: LLMClient, settings: Settings, breaker: CircuitBreaker) -> None:
         self._llm = llm
         self._settings = settings
-        # One per app, learning from every extraction.
-        self._breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cool_down)
+        self._breaker = breaker  # the app's, which answers share too
 
     async def extract(self, paper: str) -> Card:
         """The card of `paper`, as the model reads its abstract.

@@ -6,6 +6,7 @@ app behaves as the providers expect their clients to.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import random
 import time
@@ -95,6 +96,11 @@ def _number(text: str | None) -> float | None:
 
 def _http_date(text: str | None) -> float | None:
     try:
-        return email.utils.parsedate_to_datetime(text).timestamp() if text is not None else None
+        moment = email.utils.parsedate_to_datetime(text) if text is not None else None
     except (TypeError, ValueError):
         return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, with nothing said of where the sender is
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()

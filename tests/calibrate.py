@@ -1,0 +1,120 @@
+"""Grade many solutions in one process, one ``pytest scenarios`` session after another.
+
+    python tests/calibrate.py --out DIR [--tasks LIST] NAME[:TASKS] ...
+
+writes ``DIR/NAME.json``, the grade report of each solution (reference, starter or a mutant's
+name) on the scenarios of its tasks: those after its colon, else ``--tasks`` (default: every
+task). The app runs in thread mode, as ``pytest scenarios`` runs it for a candidate.
+
+Why one process: a fresh ``pytest`` pays its start (the interpreter, pytest, hypothesis, the
+harness) and the assertion rewriting of every scenario again, two to four seconds of CPU of a
+grade that takes as long again inside its scenarios; the calibration grades a few hundred
+mutants on two cores. Sessions after the first find all of that imported. Nothing else carries
+over: each session has its own provider and its own apps, each app imported afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import typing
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+
+from grading_runs import SCENARIOS, build, not_passed  # noqa: E402
+
+Report = dict[str, typing.Any]
+
+
+class OnlyTasks:
+    """Run only the scenarios of `tasks`, though every task is graded: a scenario that needs
+    another task (``needs=``) then runs, and the mutant is known to have done that task right,
+    being the reference everywhere else."""
+
+    def __init__(self, tasks: str) -> None:
+        self.tasks = set(tasks.split(","))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        if "all" in self.tasks:
+            return
+        dropped = [item for item in items if _task(item) not in self.tasks]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item not in dropped]
+
+
+def _task(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("scenario")
+    return None if mark is None else mark.kwargs.get("task")
+
+
+def grade(name: str, folder: Path, tasks: str, report: Path) -> str:
+    """Grade the solution built in `folder` on the scenarios of `tasks`, writing its report;
+    pytest's output."""
+    arguments = [str(SCENARIOS), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    arguments += ["--submission", str(folder), "--submission-label", name, "--tasks", "all"]
+    arguments += ["--scenario-timeout", "20", "--grade-json", str(report)]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        pytest.main(arguments, plugins=[OnlyTasks(tasks)])
+    return output.getvalue()
+
+
+def mismatch(report: Report, expected: set[str]) -> dict[str, typing.Any] | None:
+    """What is wrong with a grade that should fail exactly the `expected` scenarios, and nothing
+    but "failed" among what did not pass (no timeouts, no harness errors); None if nothing."""
+    if not_passed(report) == {scenario: "failed" for scenario in expected}:
+        return None
+    return {
+        "tasks": report["tasks"],
+        "expected": sorted(expected),
+        "got": not_passed(report),
+        "unexpected": surprises(report, expected),
+    }
+
+
+def surprises(report: Report, expected: set[str]) -> dict[str, str]:
+    """Why each scenario graded otherwise than expected went as it did: a failure's reason (what
+    a flake says about itself), or that an expected failure passed."""
+    found = {}
+    for scenario in report["scenarios"]:
+        failed, meant_to = scenario["status"] != "passed", scenario["id"] in expected
+        if failed != meant_to:
+            reason = scenario["reason"] if failed else "its flaw went uncaught"
+            found[scenario["id"]] = f"{scenario['status']} in {scenario['duration']}s: {reason}"
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="where the reports go")
+    parser.add_argument("--tasks", default="all", help="tasks of a name without its own")
+    parser.add_argument("names", nargs="+", metavar="NAME[:TASKS]")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for entry in args.names:
+        name, _, tasks = entry.partition(":")
+        with tempfile.TemporaryDirectory() as folder:
+            built = build(name, Path(folder) / name)
+            report = args.out / f"{name}.json"
+            output = grade(name, built, tasks or args.tasks, report)
+            if not report.exists():
+                print(f"{name}: no report\n{output}", file=sys.stderr)
+                return 1
+        print(f"{name}: {json.loads(report.read_text())['score']['percentage']}%", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
