@@ -193,6 +193,525 @@ UNKNOWN_JOB_CRASHES = Mutant(
     reaches=ONLY_JOBS,
 )
 
+# -- written from the brief (issue 12) -----------------------------------------------------------
+
+# Those that also edit the page (static/index.html) have no `reaches`: every task reads the page.
+
+REPLY = "    return JSONResponse(job.to_json(), status_code=202, headers=location)\n"
+SLOTS = "        self._slots = asyncio.Semaphore(settings.max_concurrency)\n"
+RECORD_FAILURE = '            item.state, item.error = "failed", error.to_json()\n'
+RECORD_RESULT = '                item.result = {**answer.to_json(), "request_id": request_id}\n'
+JOB_TASK = (
+    "    task: asyncio.Task[None] = field(init=False, repr=False)  # answers the items; see Jobs\n"
+)
+CANCEL_TASK = (
+    "        if not job.task.done():\n"
+    "            job.task.cancel()\n"
+    "            await asyncio.wait([job.task])\n"
+)
+
+BATCH_REPLY_JOB_ID_KEY = Mutant(
+    "batch_reply_job_id_key",
+    'POST /api/batch answers {"job_id": ...}, and the page reads that: the reply has no "id".',
+    (
+        Edit(
+            "jobs.py",
+            REPLY,
+            '    return JSONResponse({"job_id": job.id}, status_code=202, headers=location)\n',
+        ),
+        Edit(
+            "static/index.html",
+            "        job = body.id;\n        show(body);\n        follow(body.id);\n",
+            "        job = body.job_id;\n        follow(body.job_id);\n",
+        ),
+    ),
+    breaks=("jobs.accepted",),
+    expected_failures=frozenset(),
+    from_brief=True,
+)
+
+BATCH_ANSWERED_WHOLE_WHEN_QUICK = Mutant(
+    "batch_answered_whole_when_quick",
+    "POST /api/batch waits up to a second for its job, to answer a quick batch whole as before: "
+    "the reply comes once the model has answered, not at once.",
+    (
+        Edit(
+            "jobs.py",
+            "    job = jobs.start(questions, request.state.request_id)\n",
+            "    job = jobs.start(questions, request.state.request_id)\n"
+            "    # A quick batch is answered whole, as it was; a slow one goes on in the "
+            "background.\n"
+            "    await asyncio.wait([job.task], timeout=1.0)\n",
+        ),
+    ),
+    breaks=("jobs.accepted",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+BATCH_IN_WAVES = Mutant(
+    "batch_in_waves",
+    "A batch is asked MAX_CONCURRENCY questions at a time, in waves: the next wave waits for the "
+    "slowest answer of the last one, while the other slots stay idle.",
+    (
+        Edit("jobs.py", SLOTS, SLOTS + "        self._wave = settings.max_concurrency\n"),
+        Edit(
+            "jobs.py",
+            "        # Cancelling the job's task cancels every item still running in the group.\n"
+            "        async with asyncio.TaskGroup() as group:\n"
+            "            for item in job.items:\n"
+            "                group.create_task(self._answer(item, request_id))\n",
+            "        # MAX_CONCURRENCY questions at a time: the next wave starts when this one "
+            "is done.\n"
+            "        try:\n"
+            "            for first in range(0, len(job.items), self._wave):\n"
+            "                async with asyncio.TaskGroup() as group:\n"
+            "                    for item in job.items[first : first + self._wave]:\n"
+            "                        group.create_task(self._answer(item, request_id))\n"
+            "        finally:\n"
+            "            for item in job.items:  # the waves a cancel stopped\n"
+            '                if item.state == "pending":\n'
+            '                    item.state = "cancelled"\n',
+        ),
+    ),
+    breaks=("jobs.parallel",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+BATCH_CAP_HARD_CODED = Mutant(
+    "batch_cap_hard_coded",
+    "The batch semaphore holds 8 slots, the provider's limit, instead of MAX_CONCURRENCY: under "
+    "the grader's settings a batch has more calls in flight than it allows.",
+    (
+        Edit(
+            "jobs.py",
+            SLOTS,
+            "        self._slots = asyncio.Semaphore(8)  # the provider takes 8 calls at once\n",
+        ),
+    ),
+    breaks=("jobs.cap", "settings.env"),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+SLOT_RELEASED_BEFORE_THE_CALL = Mutant(
+    "slot_released_before_the_call",
+    "The slot is held only while the item is marked active: the model call sits after the "
+    "`async with`, so every question of every batch goes to the model at once.",
+    (
+        Edit(
+            "jobs.py",
+            "                item.state = \"active\"\n"
+            "                answer = await self._answers.answer(item.question)\n"
+            + RECORD_RESULT,
+            "                item.state = \"active\"\n"
+            "            answer = await self._answers.answer(item.question)\n"
+            + RECORD_RESULT[4:],
+        ),
+    ),
+    breaks=("jobs.cap",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+ITEMS_WITHOUT_THEIR_QUESTION = Mutant(
+    "items_without_their_question",
+    "A job's items carry their state, result and error but not their question (the page knows "
+    "what it asked): GET /api/jobs/{id} cannot say which answer is which.",
+    (
+        Edit(
+            "jobs.py",
+            '        data: JSON = {"question": self.question, "state": self.state}\n',
+            '        data: JSON = {"state": self.state}  # in the order of the questions sent\n',
+        ),
+    ),
+    breaks=("jobs.items",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+DEDUPES_WITH_A_SET = Mutant(
+    "dedupes_with_a_set",
+    "The questions go through a set, so that each is asked once: the items come in no particular "
+    "order, and a question asked twice has one item.",
+    (
+        Edit(
+            "jobs.py",
+            "        job = Job([Item(question) for question in questions])\n",
+            "        job = Job([Item(question) for question in set(questions)])\n",
+        ),
+    ),
+    breaks=("jobs.items",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+MERGES_REPEATED_QUESTIONS = Mutant(
+    "merges_repeated_questions",
+    "Repeated questions are dropped (dict.fromkeys keeps the order): a batch that asks the same "
+    "question twice gets fewer items than questions.",
+    (
+        Edit(
+            "jobs.py",
+            "        job = Job([Item(question) for question in questions])\n",
+            "        job = Job([Item(question) for question in dict.fromkeys(questions)])\n",
+        ),
+    ),
+    breaks=("jobs.items",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+ACTIVE_BEFORE_ITS_TURN = Mutant(
+    "active_before_its_turn",
+    "An item is marked active before it waits for a slot: every question of the batch shows as "
+    "active at once, those waiting for their turn included.",
+    (
+        Edit(
+            "jobs.py",
+            "            async with self._slots:\n                item.state = \"active\"\n",
+            "            item.state = \"active\"\n            async with self._slots:\n",
+        ),
+    ),
+    breaks=("jobs.states",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+STATE_NAMED_RUNNING = Mutant(
+    "state_named_running",
+    'An item whose call is in flight is "running", the word asyncio uses, not "active".',
+    (
+        Edit(
+            "jobs.py",
+            'State = typing.Literal["pending", "active", "completed", "failed", "cancelled"]\n',
+            'State = typing.Literal["pending", "running", "completed", "failed", "cancelled"]\n',
+        ),
+        Edit(
+            "jobs.py",
+            '        return all(item.state not in ("pending", "active") for item in self.items)\n',
+            '        return all(item.state not in ("pending", "running") for item in self.items)\n',
+        ),
+        Edit(
+            "jobs.py",
+            '                item.state = "active"\n',
+            '                item.state = "running"\n',
+        ),
+    ),
+    breaks=("jobs.states",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+RESULT_WITHOUT_REQUEST_ID = Mutant(
+    "result_without_request_id",
+    "A completed item's result is the answer's own JSON, without the request_id POST /api/answer "
+    "adds to its reply (and the batch's request id).",
+    (Edit("jobs.py", RECORD_RESULT, "                item.result = answer.to_json()\n"),),
+    breaks=("jobs.result", "metadata.request_id"),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+RESULT_AS_DATACLASS_DICT = Mutant(
+    "result_as_dataclass_dict",
+    "A completed item's result is dataclasses.asdict(answer): its text under \"text\", the "
+    "metadata nested, the latency in seconds, not the JSON POST /api/answer answers.",
+    (
+        Edit("jobs.py", "import asyncio\n", "import asyncio\nimport dataclasses\n"),
+        Edit(
+            "jobs.py",
+            RECORD_RESULT,
+            "                item.result = "
+            '{**dataclasses.asdict(answer), "request_id": request_id}\n',
+        ),
+    ),
+    breaks=("jobs.result",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+FAILED_ITEM_STAYS_ACTIVE = Mutant(
+    "failed_item_stays_active",
+    "A failed item gets its error but keeps the state it had, active: it never shows as failed, "
+    "and the job never ends.",
+    (Edit("jobs.py", RECORD_FAILURE, "            item.error = error.to_json()\n"),),
+    breaks=("jobs.failure",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+ITEM_ERROR_WITHOUT_RETRYABLE = Mutant(
+    "item_error_without_retryable",
+    "A failed item's error is built by hand as {code, message}: it has no retryable.",
+    (
+        Edit(
+            "jobs.py",
+            RECORD_FAILURE,
+            '            error_json = {"code": error.code, "message": str(error)}\n'
+            '            item.state, item.error = "failed", error_json  # type: ignore\n',
+        ),
+    ),
+    breaks=("jobs.failure",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+CANCEL_ANSWERS_204 = Mutant(
+    "cancel_answers_204",
+    "DELETE /api/jobs/{id} cancels the job and answers 204 No Content, not the job.",
+    (
+        Edit(
+            "jobs.py",
+            "from starlette.responses import JSONResponse\n",
+            "from starlette.responses import JSONResponse, Response\n",
+        ),
+        Edit(
+            "jobs.py",
+            "    await jobs.cancel(job)\n    return JSONResponse(job.to_json())\n",
+            "    await jobs.cancel(job)\n    return Response(status_code=204)\n",
+        ),
+    ),
+    breaks=("jobs.cancel",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+CANCEL_DOES_NOT_WAIT = Mutant(
+    "cancel_does_not_wait",
+    "DELETE cancels the job's task without waiting for it: the job it answers still shows its "
+    "items pending and active.",
+    (
+        Edit(
+            "jobs.py",
+            CANCEL_TASK,
+            "        if not job.task.done():\n            job.task.cancel()\n",
+        ),
+    ),
+    breaks=("jobs.cancel",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+CANCEL_WIPES_COMPLETED = Mutant(
+    "cancel_wipes_completed",
+    "DELETE cancels the job, then marks every item cancelled: the questions already answered "
+    "show as cancelled too.",
+    (
+        Edit(
+            "jobs.py",
+            CANCEL_TASK,
+            CANCEL_TASK + '        for item in job.items:\n            item.state = "cancelled"\n',
+        ),
+    ),
+    breaks=("jobs.cancel",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+CANCEL_SPARES_ACTIVE_CALLS = Mutant(
+    "cancel_spares_active_calls",
+    "DELETE cancels the pending questions but lets those with the model finish (they are paid "
+    "for already): the calls in flight are not closed, and their items end completed.",
+    (
+        Edit(
+            "jobs.py",
+            JOB_TASK,
+            JOB_TASK + "    cancelled: bool = False\n",
+        ),
+        Edit(
+            "jobs.py",
+            CANCEL_TASK,
+            "        # The calls in flight are paid for already: let them finish, start no more.\n"
+            "        job.cancelled = True\n"
+            "        for item in job.items:\n"
+            '            if item.state == "pending":\n'
+            '                item.state = "cancelled"\n',
+        ),
+        Edit(
+            "jobs.py",
+            "                group.create_task(self._answer(item, request_id))\n",
+            "                group.create_task(self._answer(job, item, request_id))\n",
+        ),
+        Edit(
+            "jobs.py",
+            "    async def _answer(self, item: Item, request_id: str) -> None:\n",
+            "    async def _answer(self, job: Job, item: Item, request_id: str) -> None:\n",
+        ),
+        Edit(
+            "jobs.py",
+            "            async with self._slots:\n",
+            "            async with self._slots:\n"
+            "                if job.cancelled:\n"
+            "                    return\n",
+        ),
+    ),
+    breaks=("jobs.cancel",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+UNKNOWN_JOB_AS_HTTP_EXCEPTION = Mutant(
+    "unknown_job_as_http_exception",
+    "An unknown job raises Starlette's HTTPException(404): a 404 whose body is plain text, not "
+    "the JSON error body.",
+    (
+        Edit(
+            "jobs.py",
+            "from starlette.requests import Request\n",
+            "from starlette.exceptions import HTTPException\n"
+            "from starlette.requests import Request\n",
+        ),
+        Edit(
+            "jobs.py",
+            '            raise UnknownJob(f"There is no job {job_id!r}.")\n',
+            '            raise HTTPException(404, f"There is no job {job_id!r}.")\n',
+        ),
+    ),
+    breaks=("jobs.unknown", "errors.shape"),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+DELETE_UNKNOWN_JOB_UNHANDLED = Mutant(
+    "delete_unknown_job_unhandled",
+    "DELETE /api/jobs/{id} does not catch the unknown job's error as GET does: an unknown job is "
+    "a 500 with a plain-text body there.",
+    (
+        Edit(
+            "jobs.py",
+            "    try:\n"
+            '        job = jobs.get(request.path_params["id"])\n'
+            "    except AnswerError as error:\n"
+            "        return JSONResponse(error.to_json(), status_code=error.status_code)\n"
+            "    await jobs.cancel(job)\n",
+            '    job = jobs.get(request.path_params["id"])\n'
+            "    await jobs.cancel(job)\n",
+        ),
+    ),
+    breaks=("jobs.unknown", "errors.shape"),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+BATCH_BODY_NOT_JSON_CRASHES = Mutant(
+    "batch_body_not_json_crashes",
+    "POST /api/batch reads its body with request.json() unguarded: a body that is not JSON, or "
+    "not an object, is a 500 with a plain-text body, not a 400.",
+    (
+        Edit(
+            "jobs.py",
+            "    try:\n"
+            "        body = await request.json()\n"
+            "    except ValueError:\n"
+            "        body = None\n"
+            '    questions = body.get("questions") if isinstance(body, dict) else None\n',
+            "    body = await request.json()\n"
+            '    questions = body.get("questions")\n',
+        ),
+    ),
+    breaks=("jobs.unknown", "errors.shape"),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+BATCH_QUESTIONS_UNCHECKED = Mutant(
+    "batch_questions_unchecked",
+    "POST /api/batch checks it got a list but not what is in it: an empty question is asked, and "
+    "one that is not text is a 500.",
+    (
+        Edit(
+            "jobs.py",
+            "    if not all(isinstance(question, str) and question.strip() "
+            "for question in questions):\n"
+            '        raise BadQuestion("Every question should be some text.")\n',
+            "",
+        ),
+    ),
+    breaks=("jobs.unknown",),
+    expected_failures=frozenset(),
+    reaches=ONLY_JOBS,
+    from_brief=True,
+)
+
+PAGE_POLLS_THE_BATCH_PATH = Mutant(
+    "page_polls_the_batch_path",
+    "The page follows and stops its job at /api/batch/{id}, a path the app does not serve, not "
+    "/api/jobs/{id}: it never shows the job's progress.",
+    (
+        Edit(
+            "static/index.html",
+            'show(await send(`/api/jobs/${job}`, "DELETE"));',
+            'show(await send(`/api/batch/${job}`, "DELETE"));',
+        ),
+        Edit(
+            "static/index.html",
+            'const current = await send(`/api/jobs/${id}`, "GET");',
+            'const current = await send(`/api/batch/${id}`, "GET");',
+        ),
+    ),
+    breaks=("jobs.page",),
+    expected_failures=frozenset(),
+    from_brief=True,
+)
+
+PAGE_READS_STATUS_NOT_STATE = Mutant(
+    "page_reads_status_not_state",
+    "The page reads each item's `status`, a field the job does not have, not its `state`: its "
+    "progress never moves.",
+    (
+        Edit(
+            "static/index.html",
+            'item.state !== "pending" && item.state !== "active"',
+            'item.status !== "pending" && item.status !== "active"',
+        ),
+        Edit(
+            "static/index.html",
+            "current.items.filter((item) => item.state === state)",
+            "current.items.filter((item) => item.status === state)",
+        ),
+        Edit(
+            "static/index.html",
+            'if (item.state === "completed") {',
+            'if (item.status === "completed") {',
+        ),
+        Edit(
+            "static/index.html",
+            '} else if (item.state === "failed") {',
+            '} else if (item.status === "failed") {',
+        ),
+        Edit(
+            "static/index.html",
+            "text.textContent = WAITING[item.state];",
+            "text.textContent = WAITING[item.status];",
+        ),
+    ),
+    breaks=("jobs.page",),
+    expected_failures=frozenset(),
+    from_brief=True,
+)
+
 MUTANTS = [
     ONE_CALL_AT_A_TIME,
     NO_CAP,
@@ -204,4 +723,28 @@ MUTANTS = [
     NO_ACTIVE_STATE,
     RESULT_WITHOUT_METADATA,
     UNKNOWN_JOB_CRASHES,
+    BATCH_REPLY_JOB_ID_KEY,
+    BATCH_ANSWERED_WHOLE_WHEN_QUICK,
+    BATCH_IN_WAVES,
+    BATCH_CAP_HARD_CODED,
+    SLOT_RELEASED_BEFORE_THE_CALL,
+    ITEMS_WITHOUT_THEIR_QUESTION,
+    DEDUPES_WITH_A_SET,
+    MERGES_REPEATED_QUESTIONS,
+    ACTIVE_BEFORE_ITS_TURN,
+    STATE_NAMED_RUNNING,
+    RESULT_WITHOUT_REQUEST_ID,
+    RESULT_AS_DATACLASS_DICT,
+    FAILED_ITEM_STAYS_ACTIVE,
+    ITEM_ERROR_WITHOUT_RETRYABLE,
+    CANCEL_ANSWERS_204,
+    CANCEL_DOES_NOT_WAIT,
+    CANCEL_WIPES_COMPLETED,
+    CANCEL_SPARES_ACTIVE_CALLS,
+    UNKNOWN_JOB_AS_HTTP_EXCEPTION,
+    DELETE_UNKNOWN_JOB_UNHANDLED,
+    BATCH_BODY_NOT_JSON_CRASHES,
+    BATCH_QUESTIONS_UNCHECKED,
+    PAGE_POLLS_THE_BATCH_PATH,
+    PAGE_READS_STATUS_NOT_STATE,
 ]
