@@ -1,12 +1,15 @@
 """Grade the reference, the starter and every mutant many times, and show that each always gets
 the same result: the same scenarios passed, the same score.
 
-    python benchmarks/determinism.py --rounds 20 --jobs 1 --busy
+    python benchmarks/determinism.py --rounds 20 --jobs 2 --busy [--tasks all | --own-tasks]
+                                     [--only NAMES] [--mode thread|subprocess]
 
-`--busy` keeps a spinning process on the other core (the machine is assumed to have two) while
-grading one submission at a time. `--jobs 2` grades two at once instead, each keeping the other's
-core busy. A solution whose results differ between rounds is listed with every variant seen, and
-the script exits with status 1.
+Each round grades every solution chosen (`--only`, default all) with `tests/calibrate.py`, `--jobs`
+grading processes at once, on `--tasks` (default: the core four), or with `--own-tasks` each
+mutant on the tasks CI grades it on (`tests/test_calibration.own_tasks`) and the reference and
+the starter on every task. `--busy` keeps one more process spinning on a core. A solution whose
+results differ between rounds is listed with every variant seen, and the script exits with
+status 1.
 """
 
 from __future__ import annotations
@@ -15,52 +18,76 @@ import argparse
 import collections
 import concurrent.futures
 import contextlib
+import json
 import multiprocessing
+import subprocess
 import sys
 import tempfile
 import time
 import typing
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS))
 
-from grading_runs import SOLUTIONS, build, grade, not_passed  # noqa: E402
+from grading_runs import SOLUTIONS, not_passed  # noqa: E402
+from mutants import MUTANTS  # noqa: E402
+from test_calibration import own_tasks  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=1, help="grades run at once (default: 1)")
-    parser.add_argument("--busy", action="store_true", help="keep one more core busy spinning")
+    parser.add_argument("--jobs", type=int, default=1, help="grading processes at once")
     parser.add_argument("--mode", choices=("thread", "subprocess"), default="thread")
+    parser.add_argument("--busy", action="store_true", help="keep one more core busy spinning")
     parser.add_argument("--only", help="comma-separated solutions (default: all)")
-    parser.add_argument(
-        "--tasks", help="the tasks to grade, as `--tasks` takes them (default: the core four)"
-    )
-    parser.add_argument("--verbose", action="store_true", help="print every grade as it ends")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--tasks", default="streaming,cancellation,retries,fallback")
+    chosen.add_argument("--own-tasks", action="store_true", help="each mutant on its own tasks")
+    parser.add_argument("--verbose", action="store_true", help="print every round as it ends")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SOLUTIONS
+    entries = [f"{name}:{_tasks(name, args)}" for name in names]
     outcomes: dict[str, collections.Counter[str]] = {name: collections.Counter() for name in names}
     started = time.monotonic()
-    with tempfile.TemporaryDirectory() as folder, _spinning(args.busy):
-        folders = {name: build(name, Path(folder) / name) for name in names}
-        jobs = [(name, round_) for round_ in range(args.rounds) for name in names]
-        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-            results = pool.map(
-                lambda job: (job[0], _outcome(folders[job[0]], args.mode, args.tasks)), jobs
-            )
-            for done, (name, outcome) in enumerate(results, 1):
+    with _spinning(args.busy):
+        for round_ in range(1, args.rounds + 1):
+            for name, outcome in _round(entries, args.jobs, args.mode).items():
                 outcomes[name][outcome] += 1
                 if args.verbose:
-                    print(f"{done}/{len(jobs)} {name}: {outcome}", flush=True)
-                else:
-                    print(f"\r{done}/{len(jobs)} grades", end="", file=sys.stderr, flush=True)
+                    print(f"round {round_} {name}: {outcome}", flush=True)
+            print(f"\r{round_}/{args.rounds} rounds", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return _report(outcomes, args, time.monotonic() - started)
 
 
-def _outcome(folder: Path, mode: str, tasks: str | None) -> str:
-    report = grade(folder, mode=mode, tasks=tasks)
+def _tasks(name: str, args: argparse.Namespace) -> str:
+    if not args.own_tasks:
+        return str(args.tasks)
+    mutant = next((m for m in MUTANTS if m.name == name), None)
+    return ",".join(own_tasks(mutant)) if mutant is not None else "all"
+
+
+def _round(entries: list[str], jobs: int, mode: str) -> dict[str, str]:
+    """Every entry graded once, `jobs` processes at once: each solution's outcome."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        shards = [entries[index::jobs] for index in range(jobs)]
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(lambda shard: _grade(shard, out, mode), shards))
+        names = [entry.split(":")[0] for entry in entries]
+        return {name: _outcome(json.loads((out / f"{name}.json").read_text())) for name in names}
+
+
+def _grade(entries: list[str], out: Path, mode: str) -> None:
+    if entries:
+        command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(out)]
+        command += ["--app-mode", mode, *entries]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=TESTS.parent)
+
+
+def _outcome(report: dict[str, typing.Any]) -> str:
     score = report["score"]
     failures = ", ".join(f"{id}:{status}" for id, status in sorted(not_passed(report).items()))
     return f"{score['earned']}/{score['possible']} [{failures or 'none failed'}]"
@@ -70,13 +97,13 @@ def _report(
     outcomes: dict[str, collections.Counter[str]], args: argparse.Namespace, took: float
 ) -> int:
     load = f"{args.jobs} at a time" + (", another core spinning" if args.busy else "")
-    tasks = f", tasks {args.tasks}" if args.tasks else ""
-    print(f"{args.rounds} rounds, {args.mode} mode{tasks}, {load}, {took / 60:.1f} min")
+    tasks = "each on its own tasks" if args.own_tasks else f"tasks {args.tasks}"
+    print(f"{args.rounds} rounds, {args.mode} mode, {tasks}, {load}, {took / 60:.1f} min")
     varied = 0
     for name, seen in outcomes.items():
         if len(seen) == 1:
             [(outcome, count)] = seen.items()
-            print(f"  same every time  {name:<32} x{count}  {outcome}")
+            print(f"  same every time  {name:<40} x{count}  {outcome}")
         else:
             varied += 1
             print(f"  VARIED           {name}")

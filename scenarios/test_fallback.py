@@ -10,7 +10,7 @@ from harness.app_client import AppClient
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
-from harness.timing import BREAKER, FAST_RETRIES, LATE
+from harness.timing import BREAKER, FAST_RETRIES, LATE, RELAY
 
 
 def retries_then_fallback(settings: AppSettings) -> float:
@@ -32,11 +32,14 @@ pytestmark = pytest.mark.anyio
     task="fallback",
     points=3,
     title="The fallback model answers when the primary is down, and the answer says so",
-    hint='When PRIMARY_MODEL keeps failing, ask FALLBACK_MODEL and answer with "model": the '
-    'fallback\'s name and "fallback": true.',
+    hint='When PRIMARY_MODEL keeps failing, ask FALLBACK_MODEL as soon as its last attempt has '
+    'failed (no backoff after it), and answer with "model": the fallback\'s name and '
+    '"fallback": true.',
     checks=["fallback.unavailable", "fallback.says_so"],
 )
-@pytest.mark.app_settings(**FAST_RETRIES)
+# Two attempts with a long backoff between them: an app that also waits after the last one
+# reaches the fallback a second backoff later (0.9-1.2 s), far past RELAY.
+@pytest.mark.app_settings(MAX_ATTEMPTS="2", RETRY_BASE_DELAY="0.6", RETRY_MAX_DELAY="1.2")
 async def test_the_fallback_answers_when_the_primary_is_down(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
@@ -51,6 +54,12 @@ async def test_the_fallback_answers_when_the_primary_is_down(
     assert fallback_calls, (
         f"the primary model answered 503 to every attempt and the app never asked "
         f"FALLBACK_MODEL ({app_settings.fallback_model}); the user got {reply.status}"
+    )
+    failures = [c.ended_at for c in fake_llm.ledger.calls(app_settings.primary_model) if c.ended_at]
+    waited = fallback_calls[0].received_at - max(failures, default=fallback_calls[0].received_at)
+    assert waited <= RELAY, (
+        f"the primary's last attempt failed, and the app asked the fallback {waited:.2f}s later "
+        f"(allowed: {RELAY}s): nothing is left to wait for after the last attempt"
     )
     assert reply.answer() == fallback_calls[-1].text, "the answer was not the fallback model's"
     metadata = reply.json()
@@ -75,12 +84,18 @@ async def test_the_fallback_answers_when_the_primary_is_down(
 async def test_rejected_requests_do_not_fall_back(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    fake_llm.always(f.error(400), model=app_settings.primary_model)
-    await client.ask(question)
-    asked = len(fake_llm.ledger.calls(app_settings.fallback_model))
-    assert asked == 0, (
-        f"the primary model rejected the request (400) and the app asked the fallback model "
-        f"{asked} time(s) anyway"
+    asked = {status: f"{question} [{status}]" for status in (400, 401, 403, 404, 422)}
+    for status, text in asked.items():
+        fake_llm.always(f.error(status), model=app_settings.primary_model, prompt_contains=text)
+    await client.ask_many(asked.values())
+    fallen_back = [
+        status
+        for status, text in asked.items()
+        if any(text in call.prompt for call in fake_llm.ledger.calls(app_settings.fallback_model))
+    ]
+    assert not fallen_back, (
+        f"the primary model rejected the request ({', '.join(map(str, fallen_back))}) and the "
+        "app asked the fallback model anyway"
     )
 
 
@@ -130,32 +145,34 @@ async def test_a_stream_falls_back_too(
     "seconds instead of paying for attempts that will fail.",
     checks=["fallback.breaker"],
 )
-@pytest.mark.app_settings(**BREAKER)
+# One attempt a request, so that each request is one more call in the breaker's count.
+@pytest.mark.app_settings(**{**BREAKER, "MAX_ATTEMPTS": "1"})
 async def test_a_failing_primary_is_left_alone(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    primary = app_settings.primary_model
-    fake_llm.script(f.error(503), model=primary)  # one failure, then the primary answers
-    await client.ask(f"{question} #1")
-    fake_llm.always(f.error(503), model=primary)  # now it is down
-    before = len(fake_llm.ledger.calls(primary))
-    await client.ask(f"{question} #2")
-    tries = len(fake_llm.ledger.calls(primary)) - before
-    assert tries == app_settings.max_attempts, (
-        f"the primary failed once, then answered; later, down, it was called {tries} time(s) by "
-        f"the next request. With BREAKER_FAILURES={app_settings.breaker_failures}, the breaker "
-        f"should open only after that many failed calls in a row, and a success starts the "
-        f"count over, so that request should try it MAX_ATTEMPTS={app_settings.max_attempts} times"
-    )
+    primary, failures = app_settings.primary_model, app_settings.breaker_failures
+    fake_llm.always(f.error(503), model=primary)  # the primary fails every call...
+    fake_llm.script(f.ok(), model=primary, prompt_contains=f"{question} #2")  # ...but this one
+    # Two failures, an answer, then BREAKER_FAILURES failures: the breaker stays closed until the
+    # last of those, since the answer started the count over.
+    asks = 3 + failures
+    for number in range(asks):
+        before = len(fake_llm.ledger.calls(primary))
+        await client.ask(f"{question} #{number}")
+        assert len(fake_llm.ledger.calls(primary)) > before, (
+            f"request #{number} did not call the primary, which had failed twice, answered, then "
+            f"failed again, never BREAKER_FAILURES={failures} times in a row: the breaker should "
+            "open only after that many failures in a row, a success starting the count over"
+        )
     opened = fake_llm.ledger.calls(primary)[-1].received_at  # the breaker opened after this
-    await client.ask(f"{question} #3")
+    await client.ask(f"{question} #{asks}")
     early = [
         call
         for call in fake_llm.ledger.calls(primary)
         if opened < call.received_at < opened + app_settings.breaker_cool_down
     ]
     assert not early, (
-        f"the primary failed {app_settings.breaker_failures} calls in a row (BREAKER_FAILURES), "
-        f"and the next request still called it within BREAKER_COOL_DOWN "
-        f"({app_settings.breaker_cool_down:g}s): it should go straight to the fallback"
+        f"the primary failed {failures} calls in a row (BREAKER_FAILURES), and the next request "
+        f"still called it within BREAKER_COOL_DOWN ({app_settings.breaker_cool_down:g}s): it "
+        "should go straight to the fallback"
     )

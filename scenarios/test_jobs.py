@@ -25,16 +25,22 @@ pytestmark = pytest.mark.anyio
     points=3,
     title="A batch is taken at once and answered in the background",
     hint="POST /api/batch should start the work in the background (tasks) and answer 202 with "
-    'the job\'s "id" right away; GET /api/jobs/{id} then shows each item, and once it is '
-    'completed its "result": the same JSON POST /api/answer answers with.',
-    checks=["jobs.accepted", "jobs.items", "jobs.result"],
+    'the job\'s "id" right away; GET /api/jobs/{id} then shows an item per question asked, in '
+    'order (a question asked twice is two items), and once it is completed its "result": the '
+    "same JSON POST /api/answer answers with.",
+    checks=["jobs.accepted", "jobs.items", "jobs.result", "jobs.parallel"],
 )
 async def test_a_batch_is_taken_at_once_and_answered_later(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
     thinks = 2 * RELAY  # seconds per question: far longer than replying at once takes (RELAY)
     fake_llm.always(f.ok(latency=thinks))
-    batch = await jobs.Batch.start(client, jobs.numbered(question, 3))
+    asked = jobs.numbered(question, 2)
+    batch = await jobs.Batch.start(client, [*asked, asked[0]])  # the same question twice too
+    assert batch.reply.took <= RELAY, (
+        f"POST /api/batch took {batch.reply.took:.2f}s to answer (allowed: {RELAY}s); it should "
+        "answer with the job at once and leave the model to work in the background"
+    )
     # The reply must come while the model is still thinking: an app that waits for the answers
     # replies after the model's calls have ended, however fast the machine.
     answered = [call for call in fake_llm.calls if call.finished]
@@ -47,6 +53,10 @@ async def test_a_batch_is_taken_at_once_and_answered_later(
     calls = fake_llm.calls
     problems = jobs.wrong_answers(items, calls)
     assert not problems, "; ".join(problems)
+    assert peak_concurrency(calls) >= 2, (
+        f"a batch of {len(items)} questions, fewer than MAX_CONCURRENCY, was asked one question "
+        "at a time: ask several at once"
+    )
     for item in items:
         call = jobs.answer_call(calls, item["question"])
         assert call is not None and item["result"].get("model") == call.model, (
@@ -76,7 +86,7 @@ async def test_a_batch_is_taken_at_once_and_answered_later(
     title="A batch runs in parallel, never above MAX_CONCURRENCY calls at once",
     hint="Answer the questions of a batch concurrently, but with at most MAX_CONCURRENCY calls "
     "to the model at a time (e.g. one asyncio.Semaphore for the app): neither one by one nor "
-    "all at once.",
+    "all at once, nor in waves that wait for their slowest question.",
     checks=["jobs.parallel", "jobs.cap", "settings.env"],
 )
 async def test_a_batch_runs_in_parallel_under_the_cap(
@@ -84,7 +94,9 @@ async def test_a_batch_runs_in_parallel_under_the_cap(
 ) -> None:
     fake_llm.always(f.ok(latency=0.3))
     cap = app_settings.max_concurrency
-    batch = await jobs.Batch.start(client, jobs.numbered(question, 10))
+    questions = jobs.numbered(question, 10)
+    fake_llm.always(f.ok(latency=0.9), prompt_contains=questions[0])  # one slow question
+    batch = await jobs.Batch.start(client, questions)
     items = await batch.finished()
     calls = fake_llm.calls
     peak = peak_concurrency(calls)
@@ -98,6 +110,14 @@ async def test_a_batch_runs_in_parallel_under_the_cap(
     )
     problems = jobs.wrong_answers(items, calls)
     assert not problems, "; ".join(problems)
+    # A slot freed by a quick question goes to the next at once, not when the slow one ends.
+    [slow] = jobs.calls_for(calls, questions[0])
+    later = sorted(call.received_at for call in calls)[cap]
+    assert slow.ended_at is not None and later < slow.ended_at, (
+        f"the first {cap} questions were with the model, one of them for 0.9 s and the others "
+        f"for 0.3 s; question {cap + 1} was asked only when the slow one was answered: give a "
+        "slot to the next question as soon as any call ends, not batch after batch"
+    )
 
 
 @pytest.mark.scenario(
@@ -217,11 +237,7 @@ async def test_cancelling_a_job_stops_what_is_left(
 )
 async def test_the_page_shows_a_job_s_progress(client: AppClient) -> None:
     text = await page.read(client)
-    page.expect(
-        text,
-        "send a batch, then poll its job and show each item's state",
-        "/api/batch",
-        "/api/jobs/",
-        "items",
-        "state",
-    )
+    page.expect(text, "send a batch, then poll its job", "/api/batch", "/api/jobs/")
+    for field in ("items", "state"):
+        what = f'read the job\'s "{field}" to show its progress'
+        page.expect_pattern(text, what, page.field(field))

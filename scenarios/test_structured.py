@@ -50,17 +50,24 @@ def check_one_call(fake_llm: FakeLLM, model_wrote: str) -> None:
     points=2,
     title="JSON in a code fence is read",
     hint="Models often wrap JSON in a Markdown code fence (```json ... ```): read the JSON inside "
-    "it rather than handing the raw text to json.loads.",
+    "it rather than handing the raw text to json.loads; and answer with the card's three "
+    "fields, not with any others the model adds.",
     checks=["structured.near_miss", "structured.card"],
 )
 async def test_json_in_a_code_fence_is_read(client: AppClient, fake_llm: FakeLLM) -> None:
+    # The model adds a field nobody asked for: the card is the three fields, checked.
+    written = {**CARD, "authors": ["A. Nonymous"]}
     cards.model_answers(
-        fake_llm, f.near_miss_json("fenced", content=json.dumps(CARD, indent=2)), then=NOT_A_CARD
+        fake_llm, f.near_miss_json("fenced", content=json.dumps(written, indent=2)), then=NOT_A_CARD
     )
     reply = await extract(client)
     wrote = "with the card's JSON in a ```json code fence"
     card = card_of(reply, wrote)
     assert card == CARD, f"the model wrote the card {CARD}, POST /api/extract answered {card}"
+    assert "authors" not in reply.json(), (
+        'the model added an "authors" field to the card, and POST /api/extract passed it on: '
+        "answer with the card's fields, checked, not whatever the model wrote"
+    )
     check_one_call(fake_llm, wrote)
 
 
@@ -68,8 +75,9 @@ async def test_json_in_a_code_fence_is_read(client: AppClient, fake_llm: FakeLLM
     task="structured",
     points=2,
     title="JSON with a sentence around it, or a trailing comma, is read",
-    hint="Take the JSON object out of the prose a model writes before or after it, and drop "
-    "trailing commas (`[1, 2,]`, `{...,}`) without changing the commas inside strings.",
+    hint="Take the JSON object out of the prose a model writes before or after it (which may "
+    "hold braces of its own: the card is the first object that parses), and drop trailing "
+    "commas (`[1, 2,]`, `{...,}`) without changing the commas inside strings.",
     checks=["structured.near_miss"],
 )
 async def test_json_with_prose_or_a_trailing_comma_is_read(
@@ -79,10 +87,15 @@ async def test_json_with_prose_or_a_trailing_comma_is_read(
         "prose": "with a sentence before and after the card's JSON",
         "trailing_comma": "with the card's JSON ending in a trailing comma (`,\\n}`)",
     }
-    for style, wrote in styles.items():
-        cards.model_answers(
-            fake_llm, f.near_miss_json(style, content=json.dumps(CARD, indent=2)), then=NOT_A_CARD
-        )
+    answers = {
+        wrote: f.near_miss_json(style, content=json.dumps(CARD, indent=2))
+        for style, wrote in styles.items()
+    }
+    # A sentence with braces of its own before the JSON: the first `{` is not the card's.
+    braces = "with a sentence holding braces before the card's JSON"
+    answers[braces] = f.ok(content=f"In the shape {{title, year, keywords}}:\n{json.dumps(CARD)}")
+    for wrote, answer in answers.items():
+        cards.model_answers(fake_llm, answer, then=NOT_A_CARD)
         reply = await extract(client)
         card = card_of(reply, wrote)
         assert card == CARD, (
@@ -95,8 +108,9 @@ async def test_json_with_prose_or_a_trailing_comma_is_read(
     task="structured",
     points=3,
     title="An answer that is not JSON is repaired with one more call",
-    hint="When the model's answer still holds no valid JSON card, ask it once more (for instance "
-    "with its answer and what was wrong with it) and use the new answer.",
+    hint="When the model's answer still holds no valid JSON card, send it back for one repair: "
+    "the same conversation about the paper, with the model's answer and what was wrong with "
+    "it; then use the new answer.",
     checks=["structured.repair"],
 )
 async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: FakeLLM) -> None:
@@ -104,11 +118,19 @@ async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: Fake
         fake_llm, f.ok(content=NOT_A_CARD), f.ok(content=json.dumps(CARD)), then=NOT_A_CARD
     )
     reply = await extract(client)
-    calls = len(fake_llm.calls)
-    assert calls == 2, (
-        f"the model first answered {NOT_A_CARD!r}, and the app called it {calls} time(s): it "
-        "should ask once more (the model then answers with the card)"
+    calls = fake_llm.calls
+    assert len(calls) == 2, (
+        f"the model first answered {NOT_A_CARD!r}, and the app called it {len(calls)} time(s): "
+        "it should ask once more (the model then answers with the card)"
     )
+    # The paper's abstract starts with its title: the repair must still hold the paper, and the
+    # answer sent back to be repaired.
+    for needed, what in ((CARD["title"], "the paper's abstract"), (NOT_A_CARD, "its answer")):
+        assert needed in calls[1].prompt, (
+            f"the repair call did not send the model {what}: send back its answer (and what is "
+            f"wrong with it) in the conversation about the paper; the repair asked: "
+            f"{excerpt(calls[1].prompt)}"
+        )
     card = card_of(reply, f"{NOT_A_CARD!r}, then with the card when asked again")
     assert card == CARD, f"the model's second answer was {CARD}, the app answered {card}"
 
@@ -123,17 +145,21 @@ async def test_invalid_output_is_repaired_once(client: AppClient, fake_llm: Fake
     checks=["structured.repair", "structured.invalid", "errors.shape"],
 )
 async def test_output_that_stays_invalid_is_a_502(client: AppClient, fake_llm: FakeLLM) -> None:
-    cards.model_answers(
-        fake_llm,
-        f.ok(content=NOT_A_CARD),
-        f.ok(content=CUT_SHORT),
-        f.ok(content=json.dumps(CARD)),  # what a third call would get
-        then=NOT_A_CARD,
-    )
-    reply = await extract(client)
-    calls = len(fake_llm.calls)
-    assert calls == 2, (
-        f"the model's first two answers held no card, and the app called it {calls} time(s): "
-        "it should try one repair, and stop there"
-    )
-    cards.expect_error(reply, 502, "the model's answer held no card, even after one repair")
+    # Twice: the repair not JSON, then JSON of the wrong shape (a year as a string).
+    for repaired in (CUT_SHORT, json.dumps({**CARD, "year": str(CARD["year"])})):
+        cards.model_answers(
+            fake_llm,
+            f.ok(content=NOT_A_CARD),
+            f.ok(content=repaired),
+            f.ok(content=json.dumps(CARD)),  # what a third call would get
+            then=NOT_A_CARD,
+        )
+        reply = await extract(client)
+        calls = len(fake_llm.calls)
+        assert calls == 2, (
+            f"the model's first two answers held no card, and the app called it {calls} "
+            "time(s): it should try one repair, and stop there"
+        )
+        cards.expect_error(
+            reply, 502, f"the model's answer held no card, even after one repair ({repaired!r})"
+        )

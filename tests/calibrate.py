@@ -1,10 +1,11 @@
 """Grade many solutions in one process, one ``pytest scenarios`` session after another.
 
-    python tests/calibrate.py --out DIR [--tasks LIST] NAME[:TASKS] ...
+    python tests/calibrate.py --out DIR [--tasks LIST] [--app-mode thread] NAME[:TASKS[:IDS]] ...
 
 writes ``DIR/NAME.json``, the grade report of each solution (reference, starter or a mutant's
-name) on the scenarios of its tasks: those after its colon, else ``--tasks`` (default: every
-task). The app runs in thread mode, as ``pytest scenarios`` runs it for a candidate.
+name) on the scenarios of its tasks, those after its colon (else ``--tasks``, by default every
+task), and the scenarios whose ids follow a second colon. The app runs in thread mode, as ``pytest scenarios`` runs it for a candidate, unless
+``--app-mode subprocess``.
 
 Why one process: a fresh ``pytest`` pays its start (the interpreter, pytest, hypothesis, the
 harness) and the assertion rewriting of every scenario again, two to four seconds of CPU of a
@@ -34,13 +35,14 @@ from grading_runs import SCENARIOS, build, not_passed  # noqa: E402
 Report = dict[str, typing.Any]
 
 
-class OnlyTasks:
-    """Run only the scenarios of `tasks`, though every task is graded: a scenario that needs
-    another task (``needs=``) then runs, and the mutant is known to have done that task right,
-    being the reference everywhere else."""
+class Selection:
+    """Run only the scenarios of `tasks`, and those named in `scenarios`, though every task is
+    graded: a scenario that needs another task (``needs=``) then runs, and a mutant is known to
+    have done that task right, being the reference everywhere else."""
 
-    def __init__(self, tasks: str) -> None:
+    def __init__(self, tasks: str, scenarios: str = "") -> None:
         self.tasks = set(tasks.split(","))
+        self.scenarios = set(filter(None, scenarios.split(",")))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(
@@ -48,26 +50,31 @@ class OnlyTasks:
     ) -> None:
         if "all" in self.tasks:
             return
-        dropped = [item for item in items if _task(item) not in self.tasks]
+        dropped = [item for item in items if not self._keeps(item)]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = [item for item in items if item not in dropped]
 
+    def _keeps(self, item: pytest.Item) -> bool:
+        mark = item.get_closest_marker("scenario")
+        if mark is None:
+            return False
+        name = getattr(item, "originalname", item.name).removeprefix("test_")
+        return mark.kwargs.get("task") in self.tasks or name in self.scenarios
 
-def _task(item: pytest.Item) -> str | None:
-    mark = item.get_closest_marker("scenario")
-    return None if mark is None else mark.kwargs.get("task")
 
-
-def grade(name: str, folder: Path, tasks: str, report: Path) -> str:
-    """Grade the solution built in `folder` on the scenarios of `tasks`, writing its report;
-    pytest's output."""
+def grade(
+    name: str, folder: Path, selection: Selection, report: Path, mode: str = "thread"
+) -> str:
+    """Grade the solution built in `folder` on the scenarios `selection` keeps, its app in
+    `mode`, writing its report; pytest's output."""
     arguments = [str(SCENARIOS), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    arguments += ["--app-mode", mode]
     arguments += ["--submission", str(folder), "--submission-label", name, "--tasks", "all"]
     arguments += ["--scenario-timeout", "20", "--grade-json", str(report)]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
-        pytest.main(arguments, plugins=[OnlyTasks(tasks)])
+        pytest.main(arguments, plugins=[selection])
     return output.getvalue()
 
 
@@ -100,15 +107,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="where the reports go")
     parser.add_argument("--tasks", default="all", help="tasks of a name without its own")
-    parser.add_argument("names", nargs="+", metavar="NAME[:TASKS]")
+    parser.add_argument("--app-mode", choices=("thread", "subprocess"), default="thread")
+    parser.add_argument("names", nargs="+", metavar="NAME[:TASKS[:IDS]]")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for entry in args.names:
-        name, _, tasks = entry.partition(":")
+        name, _, chosen = entry.partition(":")
+        tasks, _, scenarios = chosen.partition(":")
         with tempfile.TemporaryDirectory() as folder:
             built = build(name, Path(folder) / name)
             report = args.out / f"{name}.json"
-            output = grade(name, built, tasks or args.tasks, report)
+            selection = Selection(tasks or args.tasks, scenarios)
+            output = grade(name, built, selection, report, args.app_mode)
             if not report.exists():
                 print(f"{name}: no report\n{output}", file=sys.stderr)
                 return 1

@@ -110,6 +110,7 @@ def markdown() -> str:
     checked = [row for row in table if row.scenarios]
     broken = [row for row in table if row.mutants]
     caught = [row for row in broken if all(row.caught_by(m) for m in row.mutants)]
+    blind = [m for m in MUTANTS if m.uncaught]
     lines = [
         "# Coverage: the brief's requirements, their scenarios and their mutants",
         "",
@@ -119,12 +120,14 @@ def markdown() -> str:
         "requirement that it fails; `tests/test_calibration.py` proves those failures on every run.",
         "",
         f"- **{len(table)} requirements**: {len(checked)} checked by a scenario, {len(broken)} "
-        f"broken by a mutant, {len(caught)} with every mutant caught by a scenario checking it.",
+        f"broken by a mutant, {len(caught)} with every mutant caught by a scenario checking it "
+        "(a mutant breaking several may be caught by another's).",
         f"- **{len(found)} scenarios** ({sum(not s.hidden for s in found.values())} public, "
         f"{sum(s.hidden for s in found.values())} hidden).",
         f"- **{len(MUTANTS)} mutants**: {len(from_brief)} written from the brief's sentence "
-        f"before looking at the scenarios, {len(MUTANTS) - len(from_brief)} written beside "
-        "them.",
+        f"before looking at the scenarios (✎ below), {len(MUTANTS) - len(from_brief)} written "
+        f"beside them; {len(MUTANTS) - len(blind)} caught, {len(blind)} known blind spots "
+        "(no scenario catches them, for the reason given).",
         "",
     ]
     for area, grouped in itertools.groupby(table, key=lambda row: row.requirement.area):
@@ -151,7 +154,14 @@ def _row(row: Row) -> str:
 def _mutant_cell(row: Row, mutant: Mutant) -> str:
     caught = row.caught_by(mutant)
     mark = "✎ " if mutant.from_brief else ""
-    return f"{mark}`{mutant.name}` → " + (", ".join(caught) if caught else "**not caught**")
+    if mutant.uncaught:
+        return f"{mark}`{mutant.name}` → **not caught**: {mutant.uncaught}"
+    if caught:
+        return f"{mark}`{mutant.name}` → {', '.join(caught)}"
+    # A mutant that breaks several requirements may be caught by another one's scenarios.
+    return f"{mark}`{mutant.name}` → *by another requirement's:* " + ", ".join(
+        sorted(mutant.expected_failures)
+    )
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@
 The reference and the starter are graded on every task by one ``faultfirst grade`` batch, as an
 interviewer would (subprocess mode, the app's limits), and the reference by ``pytest scenarios``
 in thread mode, as a candidate would. The mutants, a few hundred, are graded in thread mode by
-`calibrate.py`, many to a process, in chunks both xdist workers share, each on its own tasks
-(`own_tasks`): those of the scenarios it must fail. The same grade on
-every task, for every mutant, is ``python benchmarks/calibration.py``: too long for CI, run
-before a change to the scenarios lands.
+`calibrate.py`, many to a process, in chunks both xdist workers share, each on every scenario of
+its own tasks (`own_tasks`: those of the requirements it breaks) and on the scenarios of other
+tasks it must fail. The same grade on every task, for every mutant, is
+``python benchmarks/calibration.py``: too long for CI, run before a change to the scenarios
+lands.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 import requirement_table
 from calibrate import mismatch, surprises
 from grading_runs import build, grade, not_passed
+from harness.grading.tasks import TASKS
 from mutants import MUTANTS, Mutant
 from solutions import ROOT
 
@@ -40,40 +42,56 @@ STARTER_PASSES = {
     "a_retry_s_wait_does_not_hold_up_others",
 }
 CHUNKS = 12  # the mutants' grades, in this many tests: enough for two workers to share evenly
+# Grading processes a chunk runs at once: a grade mostly waits (a model thinking, a backoff), so
+# two workers with two each keep the two cores about as busy as the scenarios' tolerances allow
+# (load 4-8 on two cores, in the determinism runs).
+PROCESSES = 2
 TESTS = Path(__file__).resolve().parent
 
 
 def own_tasks(mutant: Mutant) -> tuple[str, ...]:
-    """The tasks whose scenarios a mutant is graded on in CI: its `reaches` if it says, else the
-    tasks of the scenarios it must fail; every task for one expected to fail none."""
+    """The tasks whose every scenario a mutant is graded on in CI: its `reaches` if it says,
+    else the tasks of the requirements it breaks (of the scenarios it must fail, for one across
+    tasks, such as the error shape); every task for one expected to fail none of those."""
     if mutant.reaches is not None:
         return mutant.reaches
-    scenarios = requirement_table.scenarios()
-    tasks = {scenarios[id].task for id in mutant.expected_failures}
+    tasks = {id.split(".")[0] for id in mutant.breaks} & set(TASKS)
+    if not tasks:
+        scenarios = requirement_table.scenarios()
+        tasks = {scenarios[id].task for id in mutant.expected_failures}
     return tuple(sorted(tasks)) or ("all",)
 
 
+def elsewhere(mutant: Mutant) -> list[str]:
+    """The scenarios outside its own tasks a mutant must fail (a batch question retried by a
+    mutant of the retries, say)."""
+    tasks = own_tasks(mutant)
+    scenarios = requirement_table.scenarios()
+    return sorted(id for id in mutant.expected_failures if scenarios[id].task not in tasks)
+
+
+def entry(mutant: Mutant) -> str:
+    """The mutant as `calibrate.py` takes it: ``name:own tasks:scenarios elsewhere``."""
+    return f"{mutant.name}:{','.join(own_tasks(mutant))}:{','.join(elsewhere(mutant))}"
+
+
 def chunks() -> list[list[Mutant]]:
-    """The mutants in `CHUNKS` lists of about the same grading time, each list's mutants on the
-    same tasks where it can (a task's scenarios are then imported, and warm, once)."""
-    cost = task_costs()
-    ordered = sorted(MUTANTS, key=lambda m: (own_tasks(m), m.name))
+    """The mutants in `CHUNKS` lists of about the same grading time, in the order of their
+    tasks within each."""
     loads: list[tuple[float, list[Mutant]]] = [(0.0, []) for _ in range(CHUNKS)]
-    for mutant in sorted(ordered, key=lambda m: -sum(cost[t] for t in own_tasks(m))):
+    for mutant in sorted(MUTANTS, key=lambda m: (-_cost(m), m.name)):
         load, chunk = min(loads, key=lambda pair: pair[0])
         loads.remove((load, chunk))
-        loads.append((load + sum(cost[t] for t in own_tasks(mutant)), chunk + [mutant]))
+        loads.append((load + _cost(mutant), chunk + [mutant]))
     return [sorted(chunk, key=lambda m: (own_tasks(m), m.name)) for _, chunk in loads if chunk]
 
 
-def task_costs() -> dict[str, float]:
-    """Rough seconds a grade of each task takes: its scenarios, about one second each, and
-    `all` as every task."""
-    counts: dict[str, float] = {}
-    for scenario in requirement_table.scenarios().values():
-        counts[scenario.task] = counts.get(scenario.task, 0.0) + 1.0
-    counts["all"] = sum(counts.values())
-    return counts
+def _cost(mutant: Mutant) -> float:
+    """Roughly, the scenarios its grade runs: about a second each."""
+    tasks = set(own_tasks(mutant))
+    scenarios = requirement_table.scenarios().values()
+    own = sum(1.0 for scenario in scenarios if "all" in tasks or scenario.task in tasks)
+    return own + len(elsewhere(mutant))
 
 
 def test_the_reference_scores_full_marks_in_thread_mode(tmp_path: Path) -> None:
@@ -110,10 +128,18 @@ def test_each_mutant_fails_exactly_the_scenarios_its_flaw_deserves(
     """Each mutant of the chunk, on its own tasks: exactly its expected scenarios failed, and
     nothing but "failed" among what did not pass (no timeouts, no harness errors)."""
     mutants = chunks()[chunk]
-    entries = [f"{m.name}:{','.join(own_tasks(m))}" for m in mutants]
-    command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(tmp_path), *entries]
-    run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=1500)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(tmp_path)]
+    shares = [[entry(m) for m in mutants[index::PROCESSES]] for index in range(PROCESSES)]
+    graders = [
+        subprocess.Popen(
+            command + share, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+        )
+        for share in shares
+        if share
+    ]
+    for grader in graders:
+        output, _ = grader.communicate(timeout=1500)
+        assert grader.returncode == 0, output[-3000:]
     wrong = {}
     for mutant in mutants:
         report = json.loads((tmp_path / f"{mutant.name}.json").read_text())

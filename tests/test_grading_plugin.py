@@ -221,6 +221,10 @@ def load_json(path: Path) -> dict[str, typing.Any]:
         ),
         ('task="retries", points=1, title="T", hint="H"', "*test_graded: *missing checks=*"),
         (
+            'task="retries", points=1, title="T", hint="H", checks="retries.cap", needs=["retry"]',
+            "*test_graded: needs= lists other tasks, from: streaming, *",
+        ),
+        (
             'task="retries", points=1, title="T", hint="H", checks=[]',
             "*test_graded: checks= must list the ids of the requirements it checks*",
         ),
@@ -237,6 +241,7 @@ def load_json(path: Path) -> dict[str, typing.Any]:
         "zero-points",
         "positional",
         "no-checks",
+        "unknown-needed-task",
         "empty-checks",
         "unknown-requirement",
     ],
@@ -293,6 +298,27 @@ def test_tasks_deselects_the_scenarios_of_other_tasks(pytester: pytest.Pytester)
     lines = board(result)
     assert any(line.split() == ["Retries", "2", "/", "2"] for line in lines), lines
     assert not [line for line in lines if "Fallback" in line or "Streaming" in line], lines
+
+
+NEEDS_RETRIES = """
+    @pytest.mark.scenario(task="fallback", points=1, title="Falls back after retries",
+                          hint="Retry, then fall back.", checks="fallback.unavailable",
+                          needs=["retries"])
+    async def test_falls_back_after_retries(client, question):
+        assert (await client.ask(question)).answer() == "42"
+"""
+
+
+def test_a_scenario_that_needs_another_task_is_graded_only_along_with_it(
+    pytester: pytest.Pytester,
+) -> None:
+    scenarios(pytester, PASSING, FALLBACK, NEEDS_RETRIES)
+    alone = grade(pytester, submission(pytester), "--tasks", "fallback")
+    alone.assert_outcomes(passed=1, deselected=2)
+    assert any(line.split() == ["Fallback", "1", "/", "1"] for line in board(alone))
+    both = grade(pytester, submission(pytester, name="again"), "--tasks", "fallback,retries")
+    both.assert_outcomes(passed=3)
+    assert any(line.split() == ["Fallback", "2", "/", "2"] for line in board(both))
 
 
 def test_the_submission_may_be_the_exercise_app_folder_itself(pytester: pytest.Pytester) -> None:

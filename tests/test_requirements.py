@@ -3,8 +3,9 @@
 - every quote of the table is in the brief, and every sentence of the brief's tasks is a
   requirement or is set aside as context, with the reason: the brief cannot grow a sentence nobody
   checks;
-- every requirement is checked by a scenario and broken by two mutants written from the brief,
-  each caught by a scenario that checks it;
+- every requirement is checked by a scenario and broken by two mutants written from the brief;
+- every mutant is caught by a scenario that checks what it breaks, or says why none can
+  (`Mutant.uncaught`, a known blind spot);
 - docs/coverage.md is the table as it is now.
 """
 
@@ -51,15 +52,15 @@ def test_every_requirement_is_checked_by_a_scenario() -> None:
     assert not unchecked, f"requirements no scenario checks (checks= in its mark): {unchecked}"
 
 
-def test_every_requirement_is_broken_by_mutants_written_from_the_brief() -> None:
-    short = {
-        row.requirement.id: len([m for m in row.mutants if m.from_brief])
+def test_every_requirement_is_broken_by_caught_mutants_written_from_the_brief() -> None:
+    counts = {
+        row.requirement.id: len([m for m in row.mutants if m.from_brief and row.caught_by(m)])
         for row in table.rows()
-        if len([m for m in row.mutants if m.from_brief]) < FROM_BRIEF
     }
+    short = {id: count for id, count in counts.items() if count < FROM_BRIEF}
     assert not short, (
-        f"requirements broken by fewer than {FROM_BRIEF} mutants written from the brief "
-        f"(Mutant.breaks, from_brief=True): {short}"
+        f"requirements broken by fewer than {FROM_BRIEF} mutants written from the brief that a "
+        f"scenario checking the requirement catches (Mutant.breaks, from_brief=True): {short}"
     )
 
 
@@ -67,6 +68,9 @@ def test_every_requirement_is_broken_by_mutants_written_from_the_brief() -> None
 def test_every_mutant_is_caught_by_a_scenario_checking_what_it_breaks(mutant: table.Mutant) -> None:
     unknown = [id for id in mutant.breaks if id not in requirements()]
     assert mutant.breaks and not unknown, f"breaks= names no known requirement: {mutant.breaks}"
+    if mutant.uncaught:  # a known blind spot: it must then fail nothing, and say why
+        assert not mutant.expected_failures, f"{mutant.name} is caught: drop its `uncaught`"
+        return
     catching = [
         scenario.id
         for scenario in table.scenarios().values()

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from ..app_client import AppClient, Reply, StreamReply
-from ..fake_llm import FakeLLM
+from ..app_client import AppClient, Reply, StreamReply, excerpt
+from ..fake_llm import Call, FakeLLM
 from ..launcher import AppSettings
 from ..timing import CLOCK_SLACK, DEADLINE_MARGIN, LATE, NOTICED_LEAVING
 from .errors import ERROR_SHAPE, is_error
@@ -39,10 +39,11 @@ class Span:
     first_call: float | None
 
     @classmethod
-    def of(cls, asked: float, fake_llm: FakeLLM) -> Span:
-        """The span of a request asked at `asked` and ended now."""
+    def of(cls, asked: float, fake_llm: FakeLLM, calls: list[Call] | None = None) -> Span:
+        """The span of a request asked at `asked` and ended now, whose calls to the model are
+        `calls` (default: every call the fake has seen)."""
         ended = time.monotonic()
-        calls = fake_llm.calls
+        calls = fake_llm.calls if calls is None else calls
         return cls(asked, ended, calls[0].received_at if calls else None)
 
     @property
@@ -73,7 +74,7 @@ async def ask(
     asked = time.monotonic()
     with anyio.move_on_after(limit):
         reply = await client.ask(question)
-        return reply, Span.of(asked, fake_llm)
+        return reply, Span.of(asked, fake_llm, calls_for(fake_llm, question))
     raise AssertionError(
         f"POST /api/answer had not answered {limit:.2f}s after it was asked: the model was too "
         f"slow and the app waited for it past REQUEST_DEADLINE ({settings.request_deadline:g}s)"
@@ -92,12 +93,35 @@ async def stream(
             if not opened.ended:
                 async for _ in opened.follow():
                     pass
-            return opened.result, Span.of(asked, fake_llm)
+            return opened.result, Span.of(asked, fake_llm, calls_for(fake_llm, question))
     raise AssertionError(
         f"POST /api/answer/stream was still going {limit:.2f}s after it was asked: the model "
         f"was too slow and the app went on waiting for it past REQUEST_DEADLINE "
         f"({settings.request_deadline:g}s)"
     )
+
+
+def calls_for(fake_llm: FakeLLM, question: str) -> list[Call]:
+    """The calls to the model asking `question`."""
+    return [call for call in fake_llm.calls if question in call.prompt]
+
+
+# How much of the deadline a model may take and still be in time, in the scenarios that check
+# nothing is cut off early: far from the deadline for a correct app, far beyond what an app that
+# gives an attempt a share of the deadline (a third, a half) allows it.
+IN_TIME = 0.75
+
+
+def expect_in_time(reply: Reply | StreamReply | None, what: str) -> None:
+    """A model that answered within IN_TIME of the deadline got its answer to the user:
+    POST /api/answer's 200, or a stream ending with `done`."""
+    early = f"{what}, before REQUEST_DEADLINE, and the app cut it off"
+    if isinstance(reply, StreamReply):
+        reply.expect_events()
+        assert reply.names[-1:] == ["done"], f"{early}: the stream ended with {reply.names[-1:]}"
+    else:
+        assert isinstance(reply, Reply), f"{what}, and the user got no reply"
+        assert reply.status == 200, f"{early} ({reply.status}: {excerpt(reply.text)})"
 
 
 def expect_error(error: typing.Any, where: str) -> None:

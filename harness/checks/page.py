@@ -21,7 +21,9 @@ _SCRIPT_SOURCE = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']([^"']+)["']""", r
 async def read(client: AppClient) -> str:
     """The page's HTML and the scripts it loads from the app, joined."""
     reply = await client.request("GET", "/")
-    assert reply.status == 200, f"GET / answered {reply.status}, not the page: {excerpt(reply.text)}"
+    assert reply.status == 200, (
+        f"GET / answered {reply.status}, not the page: {excerpt(reply.text)}"
+    )
     assert "html" in str(reply.headers.get("content-type", "")), (
         f"GET / should answer the page (text/html), not {reply.headers.get('content-type')!r}"
     )
@@ -54,6 +56,12 @@ def expect_pattern(page: str, what: str, pattern: str) -> None:
         f"the page (GET / and the scripts it loads from the app) has no code that does this: "
         f"it should {what}"
     )
+
+
+def field(name: str) -> str:
+    """A pattern for code reading the JSON field `name`: ``data.name``, ``data["name"]`` or
+    ``{ name }`` (not a word of text, nor a call such as ``response.text()``)."""
+    return rf"""\.{name}\b(?!\s*\()|\[\s*["']{name}["']\s*\]|\{{[^}}]*\b{name}\b[^}}]*\}}\s*="""
 
 
 def _holds(page: str, name: str) -> bool:

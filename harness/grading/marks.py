@@ -14,9 +14,10 @@
 `checks` names the requirements of the brief the scenario checks (`requirements.toml`), so that
 every requirement is seen to be checked somewhere. `needs` names other tasks the scenario also
 relies on (``needs=["retries"]`` for a batch question that is retried): it is graded only when
-they are graded too, since a candidate given the jobs task alone owes no retries. The plugin reads every mark at collection, so a
-typo fails the run at once, naming the test, instead of quietly grading a scenario as worth
-nothing.
+they are graded too, since a candidate given the jobs task alone owes no retries.
+
+The plugin reads every mark at collection, so a typo fails the run at once, naming the test,
+instead of quietly grading a scenario as worth nothing.
 """
 
 from __future__ import annotations

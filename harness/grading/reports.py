@@ -89,8 +89,11 @@ def _task_json(score: TaskScore) -> Json:
 
 
 def _scenario_json(result: ScenarioResult) -> Json:
+    scenario = dataclasses.asdict(result.scenario)
     return {
-        **dataclasses.asdict(result.scenario),
+        **scenario,
+        "checks": list(scenario["checks"]),
+        "needs": list(scenario["needs"]),
         "earned": result.earned,
         "status": result.status.value,
         "reason": result.reason,

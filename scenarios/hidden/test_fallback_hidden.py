@@ -22,26 +22,40 @@ pytestmark = pytest.mark.anyio
     task="fallback",
     points=2,
     title="No fallback when a retry of the primary succeeds",
-    hint="The fallback model is for a primary that stays down: one passing failure is retried "
-    "on the primary.",
+    hint="The fallback model is for a primary that stays down: one passing failure (a 503, a "
+    "429) is retried on the primary, on POST /api/answer and the stream alike.",
     checks=["fallback.not_recovering", "fallback.says_so"],
+    needs=["streaming"],
 )
 async def test_no_fallback_when_the_primary_recovers(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    fake_llm.script(f.error(503), model=app_settings.primary_model)  # then it answers
-    reply = await client.ask(question)
-    reply.answer()
-    metadata = reply.json()
+    overloaded, limited = f"{question} [503]", f"{question} [429]"
+    primary = app_settings.primary_model
+    fake_llm.script(f.error(503), model=primary, prompt_contains=overloaded)  # then it answers
+    fake_llm.script(f.error(429, retry_after=0.05), model=primary, prompt_contains=limited)
+    fake_llm.script(f.error(503), model=primary, prompt_contains=f"{question} [stream]")
+    replies = await client.ask_many([overloaded, limited])
+    stream = await client.stream(f"{question} [stream]")
+    for text, reply in replies.items():
+        reply.answer()
+        metadata = reply.json()
+        assert metadata.get("model") == primary, (
+            f"after one {text[-4:-1]}, the primary answered its retry, but the answer's metadata "
+            f"says model={metadata.get('model')!r}: the fallback is for a primary that stays down"
+        )
+        assert metadata.get("fallback", False) is False, (
+            f'an answer from the primary should not say "fallback": {metadata.get("fallback")!r}'
+        )
     used = len(fake_llm.ledger.calls(app_settings.fallback_model))
     assert used == 0, (
-        f"the primary failed once, then would have answered; the app asked the fallback {used} time(s)"
+        f"the primary failed once for each question, then would have answered; the app asked "
+        f"the fallback {used} time(s)"
     )
-    assert metadata.get("model") == app_settings.primary_model, (
-        f"the primary answered, but the metadata says model={metadata.get('model')!r}"
-    )
-    assert metadata.get("fallback", False) is False, (
-        f'an answer from the primary should not say "fallback": {metadata.get("fallback")!r}'
+    stream.expect_events()
+    done = stream.last("done").data
+    assert isinstance(done, dict) and done.get("model") == primary, (
+        f"after one 503, the primary answered the stream's retry, but its done event says {done!r}"
     )
 
 
@@ -49,30 +63,41 @@ async def test_no_fallback_when_the_primary_recovers(
     task="fallback",
     points=2,
     title="The fallback answers at once when the primary asks for a wait past the deadline",
-    hint="A 429 with Retry-After longer than the time left before REQUEST_DEADLINE means the "
-    "primary is unavailable for this request: go to the fallback instead of waiting.",
+    hint="A 429 whose Retry-After would end after REQUEST_DEADLINE, counted from the request's "
+    "start (not a whole deadline from now), means the primary is unavailable for this request: "
+    "go to the fallback instead of waiting.",
     checks=["fallback.no_time", "retries.deadline"],
 )
+@pytest.mark.app_settings(REQUEST_DEADLINE="2.0")
 async def test_fallback_rather_than_wait_past_the_deadline(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    fake_llm.always(f.error(429, retry_after=10), model=app_settings.primary_model)
-    started = time.monotonic()
-    reply = await client.ask(question)
-    span = Span.of(started, fake_llm)
-    reply.answer()
-    assert reply.json().get("model") == app_settings.fallback_model, (
-        f"the answer should come from {app_settings.fallback_model}"
-    )
-    # The app may try the primary again after its own backoff; it may not wait the 10 s asked
-    # for (REQUEST_DEADLINE is 4 s). The time counts from the app's first call, not the question:
-    # a loaded machine may take a while to bring the question to the app.
-    allowed = app_settings.backoff(0) + app_settings.backoff(1) + LATE
-    assert span.since_first_call <= allowed, (
-        f"the primary asked for a 10 s wait and the app answered {span.since_first_call:.2f}s "
-        f"after its first call (allowed: {allowed:.2f}s); REQUEST_DEADLINE is "
-        f"{app_settings.request_deadline:g}s"
-    )
+    primary = app_settings.primary_model
+    at_once, later = f"{question} [at once]", f"{question} [later]"
+    fake_llm.always(f.error(429, retry_after=10), model=primary)  # far past the deadline
+    # A slow failure first: after it, the 1.5 s asked for would fit in a whole deadline, but
+    # not in the 1.1 s that is left of this one.
+    slow_then_long = (f.error(503, latency=0.8), f.error(429, retry_after=1.5))
+    fake_llm.script(*slow_then_long, model=primary, prompt_contains=later)
+    # The app may try the primary again after its own backoffs; it may not wait what was asked.
+    waits = app_settings.backoff(0) + app_settings.backoff(1) + LATE
+    for text, allowed, what in ((at_once, waits, "10 s"), (later, 0.8 + waits, "1.5 s")):
+        started = time.monotonic()
+        reply = await client.ask(text)
+        span = Span.of(started, fake_llm, [call for call in fake_llm.calls if text in call.prompt])
+        reply.answer()
+        assert reply.json().get("model") == app_settings.fallback_model, (
+            f"the primary asked for a {what} wait, more than was left of REQUEST_DEADLINE "
+            f"({app_settings.request_deadline:g}s); the answer should come from "
+            f"{app_settings.fallback_model}, at once"
+        )
+        # From the app's first call, not the question: a loaded machine may take a while to
+        # bring the question to the app.
+        assert span.since_first_call <= allowed, (
+            f"the primary asked for a {what} wait and the app answered "
+            f"{span.since_first_call:.2f}s after its first call (allowed: {allowed:.2f}s); "
+            f"REQUEST_DEADLINE is {app_settings.request_deadline:g}s"
+        )
 
 
 @pytest.mark.scenario(
@@ -113,14 +138,16 @@ async def test_the_breaker_closes_once_the_primary_is_back(
     points=1,
     title="The primary and the fallback are the models the settings name",
     hint="Read PRIMARY_MODEL and FALLBACK_MODEL from the settings; never write a model's name "
-    "in the code: the grader may swap them.",
+    "in the code: the grader may swap them. A primary that keeps dropping connections is "
+    "unavailable too.",
     checks=["settings.env", "fallback.unavailable"],
 )
 @pytest.mark.app_settings(PRIMARY_MODEL="fake-small", FALLBACK_MODEL="fake-large", **FAST_RETRIES)
 async def test_the_models_are_the_ones_the_settings_name(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    # The primary drops every connection: unavailable, as much as one answering 503.
+    fake_llm.always(f.reset(), model=app_settings.primary_model)
     reply = await client.ask(question)
     first = fake_llm.calls[0].model if fake_llm.calls else None
     assert first == app_settings.primary_model, (

@@ -102,8 +102,9 @@ def _expected_state(calls: list[Call], question: str) -> str:
     task="jobs",
     points=2,
     title="An unknown job is a 404, a wrong batch a 400, both with a JSON error",
-    hint='Answer an unknown job id with 404, and a body that is not {"questions": [...]} with '
-    '400, each with the JSON error shape {"code", "message", "retryable"}.',
+    hint='Answer an unknown job id with 404, and a body that is not {"questions": [...]} (a list '
+    "of questions, none empty) with 400, each with the JSON error shape "
+    '{"code", "message", "retryable"}.',
     checks=["jobs.unknown", "errors.shape"],
 )
 async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
@@ -115,14 +116,16 @@ async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
         if reply.status != 404 or not is_error(_json(reply.text)):
             problems.append(f"{reply.what} answered {reply.status} {reply.text[:100]!r}")
     asked = "What does retrieval do to accuracy?"
-    for body in (asked, {"question": asked}, {"questions": asked}):  # none is a list of questions
+    wrong = (asked, {"question": asked}, {"questions": asked}, {"questions": []})
+    for body in (*wrong, {"questions": [asked, 3]}, {"questions": [asked, "  "]}):
         reply = await client.request("POST", "/api/batch", json=body)
         if reply.status != 400 or not is_error(_json(reply.text)):
             sent = json.dumps(body)
             problems.append(f"POST /api/batch {sent} answered {reply.status} {reply.text[:100]!r}")
     assert not problems, (
-        'expected a 404 for an unknown job and a 400 for a body that is not {"questions": [...]}, '
-        'each with a JSON {"code", "message", "retryable"}: ' + "; ".join(problems)
+        'expected a 404 for an unknown job and a 400 for a body that is not {"questions": [...]} '
+        '(a list of questions, none empty), each with a JSON {"code", "message", "retryable"}: '
+        + "; ".join(problems)
     )
     assert not fake_llm.calls, "a batch the app refused still reached the model"
 

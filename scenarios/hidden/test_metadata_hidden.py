@@ -167,3 +167,23 @@ async def test_a_tab_joining_a_shared_answer_reports_its_own_latency(
         f"the second tab waited {waited * 1000:.0f} ms for its answer, and its latency_ms says "
         f"{latency}: count from this request's own question, not from the first tab's"
     )
+
+
+@pytest.mark.scenario(
+    task="metadata",
+    points=1,
+    title="An answer from the fallback counts the primary's attempts too",
+    hint='"attempts" counts every call to the model for this answer: the primary\'s failed '
+    "attempts and the fallback's, together.",
+    checks=["metadata.attempts"],
+    needs=["fallback"],
+)
+@pytest.mark.app_settings(**FAST_RETRIES)
+async def test_a_fallback_answer_counts_every_attempt(
+    client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
+) -> None:
+    fake_llm.always(f.error(503), model=app_settings.primary_model)
+    reply = await client.ask(question)
+    reply.answer()
+    metadata = meta.expect_types(reply.json())
+    meta.expect_served_by(metadata, await fake_llm.ledger.settled())

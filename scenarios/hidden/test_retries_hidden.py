@@ -213,9 +213,9 @@ def test_any_few_passing_failures_still_give_the_answer(
     task="retries",
     points=1,
     title="An answer the model ended for its length is delivered, not retried",
-    hint='An answer with finish_reason "length" is complete as far as the model goes: send it as it '
-    "is (POST /api/answer's reply, or the stream's tokens and `done`); asking again would only "
-    "pay for the same answer twice.",
+    hint='An answer with finish_reason "length" is complete as far as the model goes: send it as '
+    "it is (POST /api/answer's reply, or the stream's tokens and `done`); asking again would "
+    "only pay for the same answer twice.",
     checks=["retries.length"],
     needs=["streaming"],
 )

@@ -184,7 +184,7 @@ async def test_wrong_shaped_output_is_repaired(client: AppClient, fake_llm: Fake
 )
 async def test_an_unknown_paper_is_a_400(client: AppClient, fake_llm: FakeLLM) -> None:
     cards.model_answers(fake_llm, then=NOT_A_CARD)
-    for body in ({"paper": "quantum"}, {"title": PAPER}):
+    for body in ({"paper": "quantum"}, {"title": PAPER}, {"paper": [PAPER]}, PAPER):
         reply = await client.request("POST", "/api/extract", json=body)
         cards.expect_error(reply, 400, f"asked for the card of {body}")
     calls = len(fake_llm.calls)
@@ -208,12 +208,14 @@ async def test_extracting_a_card_gets_the_retries(client: AppClient, fake_llm: F
     for failure, fault in (("a 503", f.error(503)), ("a dropped connection", f.reset())):
         cards.model_answers(fake_llm, fault, f.ok(content=json.dumps(CARD)), then=NOT_A_CARD)
         reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
-        calls = len(fake_llm.calls)
-        if reply.status != 200 or cards.card_of(reply.json()) != CARD or calls != 2:
+        models = [call.model for call in fake_llm.calls]
+        if reply.status != 200 or cards.card_of(reply.json()) != CARD or len(models) != 2:
             problems.append(
-                f"after {failure}, then the card, the app made {calls} call(s) and answered "
-                f"{reply.status}: {excerpt(reply.text)}"
+                f"after {failure}, then the card, the app made {len(models)} call(s) and "
+                f"answered {reply.status}: {excerpt(reply.text)}"
             )
+        elif models[0] != models[1]:
+            problems.append(f"after {failure}, the app asked another model, not the same again")
     cards.model_answers(fake_llm, then=NOT_A_CARD)
     fake_llm.always(f.error(400))
     reply = await client.request("POST", "/api/extract", json={"paper": PAPER})
