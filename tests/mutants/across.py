@@ -238,6 +238,7 @@ SERIALISES_ANSWERS = Mutant(
     breaks=("app.responsive",),
     expected_failures=frozenset(
         {
+            "a_batch_is_taken_at_once_and_answered_later",
             "a_batch_runs_in_parallel_under_the_cap",
             "a_failed_question_gives_its_turn_back",
             "a_retry_s_wait_does_not_hold_up_others",
