@@ -53,8 +53,10 @@ def main() -> int:
             wrong += 1
             print(f"MISMATCH {mutant.name}: {json.dumps(problem, indent=2)}")
     minutes = (time.monotonic() - started) / 60
-    print(f"{len(chosen) - wrong} of {len(chosen)} mutants failed exactly their expected "
-          f"scenarios ({args.tasks} tasks, {args.jobs} at a time, {minutes:.1f} min)")
+    print(
+        f"{len(chosen) - wrong} of {len(chosen)} mutants failed exactly their expected "
+        f"scenarios ({args.tasks} tasks, {args.jobs} at a time, {minutes:.1f} min)"
+    )
     return 1 if wrong else 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 import time
 import typing
 from dataclasses import dataclass, field
@@ -25,15 +24,11 @@ import anyio
 import httpx
 
 from .grading.evidence import UserActivity
+from .launcher import SSL_CONTEXT
 
 # Longer than any answer in a scenario takes, by far; an app still silent then has hung.
 CLIENT_GIVES_UP = 10.0
 
-# One for every client. Loopback HTTP never uses it, but httpx builds a fresh context, parsing
-# certifi's bundle, for each client not handed one (encode/httpx#3627): 30-60 ms of CPU when idle,
-# far more on a loaded machine, and all of it before the request leaves, inside the time a
-# scenario holds against the app.
-_SSL_CONTEXT = ssl.create_default_context()
 
 
 @dataclass
@@ -159,7 +154,13 @@ class AppClient:
     def http(self) -> httpx.AsyncClient:
         """A plain loopback client: no proxy from the environment may sit on the path."""
         return httpx.AsyncClient(
-            base_url=self.url, trust_env=False, timeout=CLIENT_GIVES_UP, verify=_SSL_CONTEXT
+            base_url=self.url, trust_env=False, timeout=CLIENT_GIVES_UP, verify=SSL_CONTEXT
+        )
+
+    def sync_http(self) -> httpx.Client:
+        """The same, for synchronous code (a hypothesis property's examples)."""
+        return httpx.Client(
+            base_url=self.url, trust_env=False, timeout=CLIENT_GIVES_UP, verify=SSL_CONTEXT
         )
 
     async def ask(self, question: str) -> Reply:

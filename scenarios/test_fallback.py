@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
     task="fallback",
     points=3,
     title="The fallback model answers when the primary is down, and the answer says so",
-    hint='When PRIMARY_MODEL keeps failing, ask FALLBACK_MODEL as soon as its last attempt has '
+    hint="When PRIMARY_MODEL keeps failing, ask FALLBACK_MODEL as soon as its last attempt has "
     'failed (no backoff after it), and answer with "model": the fallback\'s name and '
     '"fallback": true.',
     checks=["fallback.unavailable", "fallback.says_so"],

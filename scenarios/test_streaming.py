@@ -24,7 +24,9 @@ READ_AS_IT_COMES = r"\bgetReader\s*\(|for\s+await\s*\([^)]*\bof\s+[\w.]*\bbody\s
 
 # An answer holding what naive encodings break: quotes, backslashes, new lines (models often
 # start with one), non-ASCII, and the blank line that ends a server-sent event.
-AWKWARD = '\n\nShe said "p < 0.05" \\ C:\\new\\table.\n\ndata: naïve café, 日本語 — ok 🙂 {"x": 1}\r\n'
+AWKWARD = (
+    '\n\nShe said "p < 0.05" \\ C:\\new\\table.\n\ndata: naïve café, 日本語 — ok 🙂 {"x": 1}\r\n'
+)
 
 
 @pytest.mark.scenario(

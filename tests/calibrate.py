@@ -63,9 +63,7 @@ class Selection:
         return mark.kwargs.get("task") in self.tasks or name in self.scenarios
 
 
-def grade(
-    name: str, folder: Path, selection: Selection, report: Path, mode: str = "thread"
-) -> str:
+def grade(name: str, folder: Path, selection: Selection, report: Path, mode: str = "thread") -> str:
     """Grade the solution built in `folder` on the scenarios `selection` keeps, its app in
     `mode`, writing its report; pytest's output."""
     arguments = [str(SCENARIOS), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]

@@ -52,7 +52,9 @@ class Row:
 def scenarios() -> dict[str, ScenarioInfo]:
     """Every graded scenario, public and hidden, by id, read from its mark."""
     found: dict[str, ScenarioInfo] = {}
-    for path in sorted(SCENARIOS.rglob("test_*.py"), key=lambda path: ("hidden" in path.parts, path)):
+    for path in sorted(
+        SCENARIOS.rglob("test_*.py"), key=lambda path: ("hidden" in path.parts, path)
+    ):
         spec = importlib.util.spec_from_file_location(f"_scenarios_{path.stem}", path)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
@@ -126,8 +128,8 @@ def markdown() -> str:
         f"{sum(s.hidden for s in found.values())} hidden).",
         f"- **{len(MUTANTS)} mutants**: {len(from_brief)} written from the brief's sentence "
         f"before looking at the scenarios (✎ below), {len(MUTANTS) - len(from_brief)} written "
-        f"beside them; {len(MUTANTS) - len(blind)} caught, {len(blind)} known blind spots "
-        "(no scenario catches them, for the reason given).",
+        f"beside them; {len(MUTANTS) - len(blind)} caught, and {len(blind)} known blind "
+        f"spot{'s' if len(blind) != 1 else ''}, which no scenario catches, for the reason given.",
         "",
     ]
     for area, grouped in itertools.groupby(table, key=lambda row: row.requirement.area):

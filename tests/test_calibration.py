@@ -34,12 +34,14 @@ from mutants import MUTANTS, Mutant
 from solutions import ROOT
 
 # What the starter already does right: it never sends a rejected request to another model (it has
-# no other model), its two tabs asking the same question already share one call, and it never
-# retries, so no retry's wait holds anybody up.
+# no other model), its two tabs asking the same question already share one call, it never retries,
+# so no retry's wait holds anybody up, and it never stops asking the primary, so it is back to it
+# as soon as the primary answers again.
 STARTER_PASSES = {
     "rejected_requests_do_not_fall_back",
     "a_shared_answer_survives_one_tab_closing",
     "a_retry_s_wait_does_not_hold_up_others",
+    "the_breaker_closes_once_the_primary_is_back",
 }
 CHUNKS = 12  # the mutants' grades, in this many tests: enough for two workers to share evenly
 # Grading processes a chunk runs at once: a grade mostly waits (a model thinking, a backoff), so

@@ -19,7 +19,6 @@ import typing
 import zipfile
 from pathlib import Path
 
-import pytest
 from markdown_it import MarkdownIt
 
 from solutions import ROOT, STARTER

@@ -17,8 +17,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
-from harness.app_pool import RunningApp
+from harness.app_client import AppClient, Reply, excerpt
 from harness.checks.deadlines import Span, expect_by_deadline
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
@@ -181,7 +180,7 @@ TRANSIENT = {
 )
 @pytest.mark.app_settings(**FAST_RETRIES)
 def test_any_few_passing_failures_still_give_the_answer(
-    app: RunningApp,
+    client: AppClient,
     fake_llm: FakeLLM,
     question: str,
     app_settings: AppSettings,
@@ -197,8 +196,8 @@ def test_any_few_passing_failures_still_give_the_answer(
     def schedule_then_answer(schedule: list[str]) -> None:
         text = f"{question} #{next(numbers)}"
         fake_llm.script(*(TRANSIENT[name] for name in schedule), prompt_contains=text)
-        with httpx.Client(trust_env=False, timeout=CLIENT_GIVES_UP) as http:
-            response = http.post(f"{app.url}/api/answer", json={"question": text})
+        with client.sync_http() as http:
+            response = http.post("/api/answer", json={"question": text})
         reply = Reply(response.status_code, response.headers, response.text, 0.0)
         calls = [call for call in fake_llm.calls if text in call.prompt]
         where = f"with the faults {schedule} before the answer (replay with --fault-seed {seed})"

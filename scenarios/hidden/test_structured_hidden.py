@@ -8,13 +8,11 @@ import json
 import string
 import typing
 
-import httpx
 import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from harness.app_client import CLIENT_GIVES_UP, AppClient, Reply, excerpt
-from harness.app_pool import RunningApp
+from harness.app_client import AppClient, Reply, excerpt
 from harness.checks import cards
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
@@ -86,11 +84,10 @@ def _trailing_comma(text: str, closing: int) -> str:
     checks=["structured.near_miss", "structured.card"],
 )
 def test_near_misses_of_any_kind_are_read(
-    app: RunningApp, fake_llm: FakeLLM, pytestconfig: pytest.Config
+    client: AppClient, fake_llm: FakeLLM, pytestconfig: pytest.Config
 ) -> None:
     seed = pytestconfig.getoption("fault_seed")
-    # One client for every example: building one costs ~50 ms (its TLS context).
-    http = httpx.Client(trust_env=False, timeout=CLIENT_GIVES_UP)
+    http = client.sync_http()  # one for every example
 
     # No shrinking: it would try hundreds of answers on a failing app; the first failing one is
     # reported, as the seed draws it.
@@ -107,7 +104,7 @@ def test_near_misses_of_any_kind_are_read(
     def answer_then_card(example: tuple[dict[str, typing.Any], str]) -> None:
         card, answer = example
         cards.model_answers(fake_llm, f.ok(content=answer), then=NOT_A_CARD)
-        response = http.post(f"{app.url}/api/extract", json={"paper": PAPER})
+        response = http.post("/api/extract", json={"paper": PAPER})
         reply = Reply(
             response.status_code, response.headers, response.text, 0.0, "POST /api/extract"
         )

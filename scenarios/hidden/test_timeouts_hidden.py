@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from harness.app_client import AppClient, Reply, excerpt
-from harness.checks import cards, jobs
+from harness.checks import jobs
 from harness.checks import deadlines as cut
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
