@@ -548,7 +548,7 @@ JITTER_DRAWN_ONCE = Mutant(
             "retry.py",
             "JITTER = 0.25  # each backoff is shrunk by up to this fraction, at random\n",
             "JITTER = 0.25  # each backoff is shrunk by up to this fraction, at random\n"
-            "SHRINK = 1 - JITTER * random.Random(0).random()\n",
+            "SHRINK = 1 - JITTER * random.Random(2).random()\n",
         ),
         Edit(
             "retry.py",
@@ -586,13 +586,13 @@ FULL_JITTER = Mutant(
 JITTER_IN_SECONDS = Mutant(
     "jitter_in_seconds",
     "The jitter takes up to a quarter of a second off the backoff, not a quarter of it: a short "
-    "backoff drops to a fraction of itself, or to nothing. (Drawn from a generator seeded with "
-    "the retry's number here, so that every grade sees the same waits.)",
+    "backoff drops to a fraction of itself, or to nothing. (Drawn from a seeded generator here, "
+    "so that every grade sees the same waits.)",
     (
         Edit(
             "retry.py",
             "    return delay * (1 - JITTER * random.random())\n",
-            "    return max(0.0, delay - JITTER * random.Random(retry + 1).random())\n",
+            "    return max(0.0, delay - JITTER * random.Random(5).random())\n",
         ),
     ),
     breaks=("retries.jitter", "retries.backoff"),
