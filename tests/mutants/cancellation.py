@@ -207,9 +207,9 @@ KEEPALIVE_READS_IN_A_TASK = Mutant(
 
 
 POLLS_FOR_DISCONNECT = Mutant(
-    "polls_for_disconnect_every_second",
-    "POST /api/answer checks request.is_disconnected() once a second: the call to the model runs "
-    "on for up to a second after the client has left.",
+    "polls_for_disconnect_every_few_seconds",
+    "POST /api/answer checks request.is_disconnected() every three seconds: the call to the model "
+    "runs on for up to three seconds after the client has left.",
     (
         Edit(
             "disconnect.py",
@@ -218,7 +218,7 @@ POLLS_FOR_DISCONNECT = Mutant(
             '    while (await request.receive())["type"] != "http.disconnect":\n'
             "        pass\n",
             "    while not await request.is_disconnected():\n"
-            "        await asyncio.sleep(1.0)  # check on the client every second\n",
+            "        await asyncio.sleep(3.0)  # check on the client now and then\n",
         ),
     ),
     breaks=("cancellation.answer",),

@@ -123,7 +123,6 @@ ONE_FAILURE_CANCELS_THE_BATCH = Mutant(
         {
             "a_batch_s_questions_fall_back",
             "a_batch_s_questions_get_the_retries",
-            "a_failed_question_gives_its_turn_back",
             "one_failure_does_not_fail_the_batch",
         }
     ),
