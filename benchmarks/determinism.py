@@ -6,7 +6,7 @@ the same result: the same scenarios passed, the same score.
 
 Each round grades every solution chosen (`--only`, default all) with `tests/calibrate.py`, `--jobs`
 grading processes at once, on `--tasks` (default: the core four), or with `--own-tasks` each
-mutant on the tasks CI grades it on (`tests/test_calibration.own_tasks`) and the reference and
+mutant on the tasks CI grades it on (`tests/calibrate.own_tasks`) and the reference and
 the starter on every task. `--busy` keeps one more process spinning on a core. A solution whose
 results differ between rounds is listed with every variant seen, and the script exits with
 status 1.
@@ -32,7 +32,7 @@ sys.path.insert(0, str(TESTS))
 
 from grading_runs import SOLUTIONS, not_passed  # noqa: E402
 from mutants import MUTANTS  # noqa: E402
-from test_calibration import own_tasks  # noqa: E402
+from calibrate import own_tasks  # noqa: E402
 
 
 def main() -> int:

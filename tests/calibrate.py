@@ -4,8 +4,11 @@
 
 writes ``DIR/NAME.json``, the grade report of each solution (reference, starter or a mutant's
 name) on the scenarios of its tasks, those after its colon (else ``--tasks``, by default every
-task), and the scenarios whose ids follow a second colon. The app runs in thread mode, as ``pytest scenarios`` runs it for a candidate, unless
-``--app-mode subprocess``.
+task), and the scenarios whose ids follow a second colon. The app runs in thread mode, as
+``pytest scenarios`` runs it for a candidate, unless ``--app-mode subprocess``.
+
+A mutant's entry in CI is `entry`: its own tasks (`own_tasks`), and the scenarios elsewhere it
+must fail.
 
 Why one process: a fresh ``pytest`` pays its start (the interpreter, pytest, hypothesis, the
 harness) and the assertion rewriting of every scenario again, two to four seconds of CPU of a
@@ -31,6 +34,8 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 
 from grading_runs import SCENARIOS, build, not_passed  # noqa: E402
+from harness.grading.tasks import TASKS  # noqa: E402
+from mutants import Mutant  # noqa: E402
 
 Report = dict[str, typing.Any]
 
@@ -74,6 +79,38 @@ def grade(name: str, folder: Path, selection: Selection, report: Path, mode: str
     with contextlib.redirect_stdout(output):
         pytest.main(arguments, plugins=[selection])
     return output.getvalue()
+
+
+def own_tasks(mutant: Mutant) -> tuple[str, ...]:
+    """The tasks whose every scenario a mutant is graded on in CI: its `reaches` if it says,
+    else the tasks of the requirements it breaks (of the scenarios it must fail, for one across
+    tasks, such as the error shape); every task for one expected to fail none of those."""
+    if mutant.reaches is not None:
+        return mutant.reaches
+    tasks = {id.split(".")[0] for id in mutant.breaks} & set(TASKS)
+    if not tasks:
+        tasks = {_task_of(id) for id in mutant.expected_failures}
+    return tuple(sorted(tasks)) or ("all",)
+
+
+def elsewhere(mutant: Mutant) -> list[str]:
+    """The scenarios outside its own tasks a mutant must fail (a batch question retried by a
+    mutant of the retries, say)."""
+    tasks = own_tasks(mutant)
+    return sorted(id for id in mutant.expected_failures if _task_of(id) not in tasks)
+
+
+def entry(mutant: Mutant) -> str:
+    """The mutant as `calibrate.py` takes it: ``name:own tasks:scenarios elsewhere``."""
+    return f"{mutant.name}:{','.join(own_tasks(mutant))}:{','.join(elsewhere(mutant))}"
+
+
+def _task_of(scenario: str) -> str:
+    # Imported here, not at the top: a grading process, which needs none of it, would import
+    # every scenario module twice (under the table's names, then under pytest's).
+    import requirement_table
+
+    return requirement_table.scenarios()[scenario].task
 
 
 def mismatch(report: Report, expected: set[str]) -> dict[str, typing.Any] | None:

@@ -27,9 +27,8 @@ from pathlib import Path
 import pytest
 
 import requirement_table
-from calibrate import mismatch, surprises
+from calibrate import elsewhere, entry, mismatch, own_tasks, surprises
 from grading_runs import build, grade, not_passed
-from harness.grading.tasks import TASKS
 from mutants import MUTANTS, Mutant
 from solutions import ROOT
 
@@ -49,32 +48,6 @@ CHUNKS = 12  # the mutants' grades, in this many tests: enough for two workers t
 # (load 4-8 on two cores, in the determinism runs).
 PROCESSES = 2
 TESTS = Path(__file__).resolve().parent
-
-
-def own_tasks(mutant: Mutant) -> tuple[str, ...]:
-    """The tasks whose every scenario a mutant is graded on in CI: its `reaches` if it says,
-    else the tasks of the requirements it breaks (of the scenarios it must fail, for one across
-    tasks, such as the error shape); every task for one expected to fail none of those."""
-    if mutant.reaches is not None:
-        return mutant.reaches
-    tasks = {id.split(".")[0] for id in mutant.breaks} & set(TASKS)
-    if not tasks:
-        scenarios = requirement_table.scenarios()
-        tasks = {scenarios[id].task for id in mutant.expected_failures}
-    return tuple(sorted(tasks)) or ("all",)
-
-
-def elsewhere(mutant: Mutant) -> list[str]:
-    """The scenarios outside its own tasks a mutant must fail (a batch question retried by a
-    mutant of the retries, say)."""
-    tasks = own_tasks(mutant)
-    scenarios = requirement_table.scenarios()
-    return sorted(id for id in mutant.expected_failures if scenarios[id].task not in tasks)
-
-
-def entry(mutant: Mutant) -> str:
-    """The mutant as `calibrate.py` takes it: ``name:own tasks:scenarios elsewhere``."""
-    return f"{mutant.name}:{','.join(own_tasks(mutant))}:{','.join(elsewhere(mutant))}"
 
 
 def chunks() -> list[list[Mutant]]:
