@@ -131,11 +131,11 @@ async def test_backoff_doubles(
     "wait doubles without end: 0.1, 0.2, 0.4, 0.8, 1.6 s...",
     checks=["retries.cap", "settings.env"],
 )
-@pytest.mark.app_settings(MAX_ATTEMPTS="6", RETRY_BASE_DELAY="0.1", RETRY_MAX_DELAY="0.1")
+@pytest.mark.app_settings(MAX_ATTEMPTS="7", RETRY_BASE_DELAY="0.05", RETRY_MAX_DELAY="0.05")
 async def test_backoff_is_capped(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
-    # With the cap, every wait is 0.1 s at most (0.5 s in all); without it the last two are 0.8
+    # With the cap, every wait is 0.05 s at most (0.3 s in all); without it the last two are 0.8
     # and 1.6 s, less a quarter of jitter: far past the cap and LATE.
     fake_llm.always(f.error(503), model=app_settings.primary_model)  # the fallback answers
     await client.ask(question)

@@ -110,7 +110,7 @@ async def test_fallback_rather_than_wait_past_the_deadline(
     checks=["fallback.breaker"],
 )
 # A shorter cool-down than BREAKER's: nothing here needs it to outlast a moment between requests.
-@pytest.mark.app_settings(**{**BREAKER, "BREAKER_COOL_DOWN": "0.5"})
+@pytest.mark.app_settings(**{**BREAKER, "BREAKER_COOL_DOWN": "0.2"})
 async def test_the_breaker_closes_once_the_primary_is_back(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:

@@ -15,7 +15,7 @@ from harness.checks import metadata as meta
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.launcher import AppSettings
-from harness.timing import CLOCK_SLACK, FAST_RETRIES
+from harness.timing import CLOCK_SLACK, FAST_RETRIES, RELAY
 
 pytestmark = pytest.mark.anyio
 
@@ -146,14 +146,15 @@ async def test_a_batch_result_carries_the_metadata(
 async def test_a_tab_joining_a_shared_answer_reports_its_own_latency(
     client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
-    # The second tab asks half a second after the first and waits half a second; counted from
-    # the first tab's question, its latency would be twice that.
-    fake_llm.script(f.ok(latency=1.0))
+    # The second tab asks 0.3 s after the first call and waits the rest of it; counted from the
+    # first tab's question, its latency would be at least 0.3 s more than it waited. The call
+    # goes on for RELAY after that, time for the second tab to reach a loaded app and join it.
+    fake_llm.script(f.ok(latency=0.3 + RELAY))
     first, second = client.tab(question), client.tab(question)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(first.run)
         await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the first tab's call")
-        await anyio.sleep(0.5)
+        await anyio.sleep(0.3)
         tasks.start_soon(second.run)
     assert isinstance(first.reply, Reply) and isinstance(second.reply, Reply), "a tab got no answer"
     first.reply.answer()
