@@ -161,6 +161,7 @@ class _Captured(logging.Handler):
 
 
 _AST_LOCK = threading.Lock()
+_parsing = threading.local()  # whether this thread is inside `ast.parse`
 _hung_import: threading.Thread | None = None  # an import that never returned holds the import lock
 
 
@@ -170,17 +171,35 @@ def _serialise_ast_parse() -> None:
     AST constructor recursion depth mismatch" (python/cpython#106905, pytest-dev/pytest#10763).
     Here they would: Python 3.11 parses source lines to format tracebacks, so an app thread logging
     an error while pytest reports a failed scenario crashed the whole run now and then."""
-    if getattr(ast.parse, "serialised", False):
-        return
-    parse = ast.parse
+    if not getattr(ast.parse, "serialised", False):
+        ast.parse = _serialised(ast.parse)
+
+
+def _serialised(parse: typing.Callable[..., typing.Any]) -> typing.Callable[..., typing.Any]:
+    """`parse` behind `_AST_LOCK`.
+
+    A parse can start inside another on the same thread: the garbage collector, run by the
+    outer parse's allocations, finalizes an asyncio task whose error nobody read, and logging that
+    error formats a traceback, which parses source. Waiting for the lock would then deadlock the
+    thread (it hung a whole grading run), and parsing anyway would break the outer parse's depth
+    count, so the inner parse fails with a SyntaxError instead: the callers that parse while
+    formatting a traceback (the traceback module's caret anchors, pytest's statement ranges) take
+    it to mean "no tree here" and go on without it.
+    """
 
     @functools.wraps(parse)
     def serialised(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        if getattr(_parsing, "active", False):
+            raise SyntaxError("ast.parse started inside another parse on the same thread")
         with _AST_LOCK:
-            return parse(*args, **kwargs)
+            _parsing.active = True
+            try:
+                return parse(*args, **kwargs)
+            finally:
+                _parsing.active = False
 
     serialised.serialised = True  # type: ignore[attr-defined]
-    ast.parse = serialised
+    return serialised
 
 
 def _forget(package: str) -> None:

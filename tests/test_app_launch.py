@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from harness.app_pool import AppPool
+from harness import app_thread
 from harness.app_thread import AppThread
 from harness.launcher import AppDidNotStart, AppProcess
 
@@ -265,6 +266,31 @@ def test_after_an_import_that_hangs_the_next_start_says_why_at_once(
             good.start(timeout=1)
     finally:
         good.stop()
+
+
+def test_a_parse_started_inside_a_parse_fails_instead_of_waiting() -> None:
+    # As when the garbage collector, run by a parse, finalizes an asyncio task whose error is
+    # then logged with a traceback, which parses source: the inner parse must not wait for the
+    # lock its own thread holds (that hung a calibration run for good).
+    inner: list[BaseException] = []
+
+    def parse(source: str) -> str:
+        if source == "outer":
+            try:
+                serialised("inner")
+            except SyntaxError as error:
+                inner.append(error)
+        return f"tree of {source}"
+
+    serialised = app_thread._serialised(parse)
+    results: list[str] = []
+    parsing = threading.Thread(target=lambda: results.append(serialised("outer")), daemon=True)
+    parsing.start()
+    parsing.join(timeout=5)
+    assert not parsing.is_alive(), "the inner parse waited for the lock its own thread held"
+    assert results == ["tree of outer"]
+    assert len(inner) == 1  # the inner parse failed as a parse does, which its callers handle
+    assert serialised("again") == "tree of again"  # and the lock is free for the next
 
 
 # -- AppPool --------------------------------------------------------------------------------------
