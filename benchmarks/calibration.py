@@ -23,9 +23,9 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-from calibrate import mismatch  # noqa: E402
+from calibrate import mismatch, outside  # noqa: E402
 from grading_runs import not_passed  # noqa: E402
-from mutants import MUTANTS  # noqa: E402
+from mutants import MUTANTS, Mutant  # noqa: E402
 
 
 def main() -> int:
@@ -60,10 +60,17 @@ def main() -> int:
     return 1 if wrong else 0
 
 
-def _grade(mutants: list, tasks: str, out: Path) -> None:
-    entries = [f"{m.name}:{','.join(m.reaches) if m.reaches else tasks}" for m in mutants]
+def _grade(mutants: list[Mutant], tasks: str, out: Path) -> None:
+    entries = [_entry(mutant, tasks) for mutant in mutants]
     command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(out), *entries]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=TESTS.parent)
+
+
+def _entry(mutant: Mutant, tasks: str) -> str:
+    """The mutant graded on `tasks` (or the tasks its edits can reach), and on the scenarios
+    elsewhere it must fail: a scenario that is not graded cannot show it was failed."""
+    chosen = mutant.reaches or tuple(tasks.split(","))
+    return f"{mutant.name}:{','.join(chosen)}:{','.join(outside(mutant, chosen))}"
 
 
 if __name__ == "__main__":

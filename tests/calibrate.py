@@ -96,7 +96,14 @@ def own_tasks(mutant: Mutant) -> tuple[str, ...]:
 def elsewhere(mutant: Mutant) -> list[str]:
     """The scenarios outside its own tasks a mutant must fail (a batch question retried by a
     mutant of the retries, say)."""
-    tasks = own_tasks(mutant)
+    return outside(mutant, own_tasks(mutant))
+
+
+def outside(mutant: Mutant, tasks: typing.Iterable[str]) -> list[str]:
+    """The scenarios a mutant must fail that are in none of `tasks`."""
+    tasks = set(tasks)
+    if "all" in tasks:
+        return []
     return sorted(id for id in mutant.expected_failures if _task_of(id) not in tasks)
 
 
