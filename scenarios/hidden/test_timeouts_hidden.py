@@ -160,7 +160,7 @@ async def test_a_card_s_repair_shares_the_deadline(
 ) -> None:
     # The "tuning" paper: the first answer holds no card and comes after 0.7 s; the repair never
     # comes. An app that gives the repair a deadline of its own answers 1.7 s after its first
-    # call at the earliest. Meanwhile the "retrieval" paper's card comes whole after 0.75 s: an
+    # call at the earliest. Meanwhile the "retrieval" paper's card comes whole after 0.6 s: an
     # app that gives each call a share of the deadline cuts it off. The papers' abstracts, which
     # the app sends, tell their calls apart.
     fake_llm.always(f.ok(content="No card."))

@@ -251,6 +251,7 @@ SHARED_CALL_NEVER_CANCELLED = Mutant(
         {
             "a_question_asked_again_after_leaving_is_answered",
             "a_shared_answer_stops_when_the_last_tab_closes",
+            "cancelling_a_job_stops_what_is_left",
             "leaving_while_the_model_thinks_stops_it",
         }
     ),

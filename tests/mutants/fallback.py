@@ -20,6 +20,7 @@ NO_FALLBACK = Mutant(
         {
             "a_batch_s_questions_fall_back",
             "a_failing_primary_is_left_alone",
+            "a_fallback_answer_counts_every_attempt",
             "a_stream_falls_back_too",
             "extracting_a_card_falls_back",
             "fallback_rather_than_wait_past_the_deadline",
@@ -64,8 +65,11 @@ ALWAYS_FALLBACK = Mutant(
     breaks=("fallback.not_recovering",),
     expected_failures=frozenset(
         {
+            "a_batch_s_questions_fall_back",
             "a_failing_primary_is_left_alone",
             "an_answer_carries_typed_metadata",
+            "backoff_doubles",
+            "backoff_is_capped",
             "metadata_covers_every_attempt",
             "no_fallback_when_the_primary_recovers",
             "rejected_requests_do_not_fall_back",
@@ -253,6 +257,7 @@ REPORTS_THE_CONFIGURED_MODEL = Mutant(
     expected_failures=frozenset(
         {
             "a_batch_s_questions_fall_back",
+            "a_fallback_answer_counts_every_attempt",
             "a_stream_falls_back_too",
             "fallback_rather_than_wait_past_the_deadline",
             "the_fallback_answers_when_the_primary_is_down",
@@ -349,7 +354,15 @@ FALLS_BACK_ON_RATE_LIMITS = Mutant(
         ),
     ),
     breaks=("fallback.not_recovering",),
-    expected_failures=frozenset({"no_fallback_when_the_primary_recovers"}),
+    expected_failures=frozenset(
+        {
+            "a_retry_after_date_is_honoured",
+            "any_few_passing_failures_still_give_the_answer",
+            "no_fallback_when_the_primary_recovers",
+            "retry_after_is_honoured",
+            "retry_after_ms_comes_first",
+        }
+    ),
     from_brief=True,
 )
 
@@ -371,7 +384,20 @@ PRIMARY_GETS_ONE_ATTEMPT = Mutant(
         ),
     ),
     breaks=("fallback.not_recovering",),
-    expected_failures=frozenset({"no_fallback_when_the_primary_recovers"}),
+    expected_failures=frozenset(
+        {
+            "a_retry_after_date_is_honoured",
+            "a_retry_s_wait_does_not_hold_up_others",
+            "attempts_are_bounded",
+            "backoff_doubles",
+            "backoff_is_capped",
+            "extracting_a_card_gets_the_retries",
+            "no_fallback_when_the_primary_recovers",
+            "retries_are_jittered",
+            "retry_after_is_honoured",
+            "retry_after_ms_comes_first",
+        }
+    ),
     from_brief=True,
 )
 

@@ -256,6 +256,8 @@ BATCH_REPLY_JOB_ID_KEY = Mutant(
     expected_failures=frozenset(
         {
             "a_batch_is_taken_at_once_and_answered_later",
+            "a_batch_question_that_hangs_fails_at_its_deadline",
+            "a_batch_result_carries_the_metadata",
             "a_batch_runs_in_parallel_under_the_cap",
             "a_batch_s_questions_fall_back",
             "a_batch_s_questions_get_the_retries",
@@ -397,7 +399,6 @@ ITEMS_WITHOUT_THEIR_QUESTION = Mutant(
             "cancelling_a_job_spares_a_shared_answer",
             "cancelling_a_job_stops_what_is_left",
             "one_failure_does_not_fail_the_batch",
-            "other_questions_do_not_wait_for_a_batch",
             "progress_shows_what_the_model_is_doing",
             "two_batches_share_the_cap",
         }
@@ -493,7 +494,6 @@ STATE_NAMED_RUNNING = Mutant(
             "a_failed_question_gives_its_turn_back",
             "cancelling_a_job_stops_what_is_left",
             "one_failure_does_not_fail_the_batch",
-            "other_questions_do_not_wait_for_a_batch",
             "progress_shows_what_the_model_is_doing",
             "two_batches_share_the_cap",
         }

@@ -116,6 +116,7 @@ UNBOUNDED_RETRIES = Mutant(
     breaks=("retries.attempts",),
     expected_failures=frozenset(
         {
+            "a_failing_primary_is_left_alone",
             "a_stream_falls_back_too",
             "attempts_are_bounded",
             "the_fallback_answers_when_the_primary_is_down",
@@ -224,6 +225,7 @@ CONNECTION_ERRORS_NOT_RETRIED = Mutant(
             "dropped_connections_and_timeouts_are_retried",
             "extracting_a_card_gets_the_retries",
             "nothing_is_retried_once_tokens_were_sent",
+            "the_models_are_the_ones_the_settings_name",
         }
     ),
 )
@@ -294,8 +296,11 @@ STREAM_ERROR_BODY_UNREAD = Mutant(
     breaks=("retries.statuses", "retries.rejected"),
     expected_failures=frozenset(
         {
+            "a_stream_falls_back_too",
             "a_stream_retries_failures_before_its_first_token",
+            "a_stream_with_every_model_down_ends_with_an_error",
             "every_failure_is_told_in_the_error_shape",
+            "no_fallback_when_the_primary_recovers",
         }
     ),
     from_brief=True,
@@ -631,7 +636,7 @@ MAX_ATTEMPTS_COUNTS_RETRIES = Mutant(
         ),
     ),
     breaks=("retries.attempts",),
-    expected_failures=frozenset({"attempts_are_bounded"}),
+    expected_failures=frozenset({"a_failing_primary_is_left_alone", "attempts_are_bounded"}),
     from_brief=True,
 )
 
@@ -749,7 +754,12 @@ RETRIES_404_AND_422 = Mutant(
         ),
     ),
     breaks=("retries.rejected",),
-    expected_failures=frozenset({"rejected_requests_are_not_retried"}),
+    expected_failures=frozenset(
+        {
+            "rejected_requests_are_not_retried",
+            "rejected_requests_do_not_fall_back",
+        }
+    ),
     from_brief=True,
 )
 
@@ -817,7 +827,12 @@ BROKEN_STREAM_ENDS_WITH_DONE = Mutant(
         ),
     ),
     breaks=("retries.not_after_tokens",),
-    expected_failures=frozenset({"nothing_is_retried_once_tokens_were_sent"}),
+    expected_failures=frozenset(
+        {
+            "a_failure_midway_ends_with_an_error_event",
+            "nothing_is_retried_once_tokens_were_sent",
+        }
+    ),
     from_brief=True,
 )
 

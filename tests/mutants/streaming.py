@@ -44,6 +44,7 @@ NO_ERROR_EVENT = Mutant(
             "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
             "a_stream_with_every_model_down_ends_with_an_error",
             "an_endless_stream_is_cut_off_at_the_deadline",
+            "every_failure_is_told_in_the_error_shape",
         }
     ),
 )
@@ -60,7 +61,14 @@ STRIPS_TOKENS = Mutant(
         ),
     ),
     breaks=("streaming.text",),
-    expected_failures=frozenset({"stream_is_token_events_then_done"}),
+    expected_failures=frozenset(
+        {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
+            "a_stream_retries_failures_before_its_first_token",
+            "an_answer_ended_for_its_length_is_delivered",
+            "stream_is_token_events_then_done",
+        }
+    ),
 )
 
 
@@ -84,10 +92,21 @@ NO_EVENT_STREAM_TYPE = Mutant(
     breaks=("streaming.events",),
     expected_failures=frozenset(
         {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
             "a_failure_midway_ends_with_an_error_event",
+            "a_slow_token_drip_is_cut_off_at_the_deadline",
+            "a_stream_falls_back_too",
+            "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
             "a_stream_with_every_model_down_ends_with_an_error",
+            "an_answer_ended_for_its_length_is_delivered",
+            "an_endless_stream_is_cut_off_at_the_deadline",
+            "every_failure_is_told_in_the_error_shape",
+            "leaving_a_stream_midway_stops_the_model",
+            "no_fallback_when_the_primary_recovers",
+            "nothing_is_retried_once_tokens_were_sent",
             "stream_is_token_events_then_done",
             "streams_run_side_by_side",
+            "the_done_event_carries_the_metadata",
             "tokens_arrive_while_the_model_writes",
         }
     ),
@@ -109,10 +128,20 @@ EVENTS_NOT_SEPARATED = Mutant(
     breaks=("streaming.events",),
     expected_failures=frozenset(
         {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
             "a_failure_midway_ends_with_an_error_event",
+            "a_slow_token_drip_is_cut_off_at_the_deadline",
+            "a_stream_falls_back_too",
+            "a_stream_retries_failures_before_its_first_token",
+            "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
             "a_stream_with_every_model_down_ends_with_an_error",
+            "an_answer_ended_for_its_length_is_delivered",
+            "an_endless_stream_is_cut_off_at_the_deadline",
+            "leaving_a_stream_midway_stops_the_model",
+            "no_fallback_when_the_primary_recovers",
             "stream_is_token_events_then_done",
             "streams_run_side_by_side",
+            "the_done_event_carries_the_metadata",
             "tokens_arrive_while_the_model_writes",
         }
     ),
@@ -134,6 +163,11 @@ TOKENS_AS_MESSAGES = Mutant(
     breaks=("streaming.events",),
     expected_failures=frozenset(
         {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
+            "a_stream_falls_back_too",
+            "a_stream_retries_failures_before_its_first_token",
+            "an_answer_ended_for_its_length_is_delivered",
+            "leaving_a_stream_midway_stops_the_model",
             "stream_is_token_events_then_done",
             "tokens_arrive_while_the_model_writes",
         }
@@ -154,7 +188,16 @@ TOKEN_FIELD_CONTENT = Mutant(
         ),
     ),
     breaks=("streaming.events",),
-    expected_failures=frozenset({"stream_is_token_events_then_done"}),
+    expected_failures=frozenset(
+        {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
+            "a_stream_falls_back_too",
+            "a_stream_retries_failures_before_its_first_token",
+            "an_answer_ended_for_its_length_is_delivered",
+            "nothing_is_retried_once_tokens_were_sent",
+            "stream_is_token_events_then_done",
+        }
+    ),
     from_brief=True,
 )
 
@@ -210,7 +253,12 @@ TOKENS_BY_SENTENCE = Mutant(
         ),
     ),
     breaks=("streaming.live",),
-    expected_failures=frozenset({"tokens_arrive_while_the_model_writes"}),
+    expected_failures=frozenset(
+        {
+            "leaving_a_stream_midway_stops_the_model",
+            "tokens_arrive_while_the_model_writes",
+        }
+    ),
     from_brief=True,
 )
 
@@ -245,7 +293,13 @@ TOKENS_HTML_ESCAPED = Mutant(
         ),
     ),
     breaks=("streaming.text",),
-    expected_failures=frozenset({"stream_is_token_events_then_done"}),
+    expected_failures=frozenset(
+        {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
+            "a_stream_retries_failures_before_its_first_token",
+            "stream_is_token_events_then_done",
+        }
+    ),
     from_brief=True,
 )
 
@@ -317,8 +371,15 @@ DONE_AS_SENTINEL = Mutant(
     breaks=("streaming.done",),
     expected_failures=frozenset(
         {
+            "a_chunk_that_is_not_json_is_skipped_or_ends_the_stream",
+            "a_stream_falls_back_too",
+            "a_stream_retries_failures_before_its_first_token",
+            "an_answer_ended_for_its_length_is_delivered",
+            "an_endless_stream_is_cut_off_at_the_deadline",
+            "no_fallback_when_the_primary_recovers",
             "stream_is_token_events_then_done",
             "streams_run_side_by_side",
+            "the_done_event_carries_the_metadata",
             "tokens_arrive_while_the_model_writes",
         }
     ),
@@ -339,7 +400,14 @@ DONE_METADATA_NESTED = Mutant(
         ),
     ),
     breaks=("streaming.done",),
-    expected_failures=frozenset({"stream_is_token_events_then_done"}),
+    expected_failures=frozenset(
+        {
+            "a_stream_falls_back_too",
+            "no_fallback_when_the_primary_recovers",
+            "stream_is_token_events_then_done",
+            "the_done_event_carries_the_metadata",
+        }
+    ),
     from_brief=True,
 )
 
@@ -355,7 +423,15 @@ ERROR_EVENT_MESSAGE_ONLY = Mutant(
         ),
     ),
     breaks=("streaming.error",),
-    expected_failures=frozenset({"a_failure_midway_ends_with_an_error_event"}),
+    expected_failures=frozenset(
+        {
+            "a_failure_midway_ends_with_an_error_event",
+            "a_slow_token_drip_is_cut_off_at_the_deadline",
+            "a_stream_that_stalls_midway_is_cut_off_at_the_deadline",
+            "an_endless_stream_is_cut_off_at_the_deadline",
+            "every_failure_is_told_in_the_error_shape",
+        }
+    ),
     from_brief=True,
 )
 
@@ -378,7 +454,12 @@ MIDWAY_FAILURE_UNCAUGHT = Mutant(
         ),
     ),
     breaks=("streaming.error",),
-    expected_failures=frozenset({"a_failure_midway_ends_with_an_error_event"}),
+    expected_failures=frozenset(
+        {
+            "a_failure_midway_ends_with_an_error_event",
+            "nothing_is_retried_once_tokens_were_sent",
+        }
+    ),
     from_brief=True,
 )
 
@@ -395,7 +476,12 @@ MIDWAY_FAILURE_ENDS_WITH_DONE = Mutant(
         ),
     ),
     breaks=("streaming.error",),
-    expected_failures=frozenset({"a_failure_midway_ends_with_an_error_event"}),
+    expected_failures=frozenset(
+        {
+            "a_failure_midway_ends_with_an_error_event",
+            "nothing_is_retried_once_tokens_were_sent",
+        }
+    ),
     from_brief=True,
 )
 
