@@ -75,14 +75,19 @@ async def test_retries_are_jittered(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
     asked = [f"{question} [user {number}]" for number in range(16)]
+    # The 503s come 0.2 s after the calls, by when all 16 are in: they fail together, whatever
+    # the order the app took them in. (At once, an app that blocks its loop while it waits took
+    # them one at a time or not, as the machine's load had it, and passed or failed by chance.)
     for text in asked:
-        fake_llm.script(f.error(503), prompt_contains=text)
+        fake_llm.script(f.error(503, latency=0.2), prompt_contains=text)
     await client.ask_many(asked)
     waits = []
     for text in asked:
         calls = [call for call in fake_llm.calls if text in call.prompt]
         assert len(calls) >= 2, f"a 503 was not retried ({len(calls)} call)"
-        waits.append(calls[1].received_at - calls[0].received_at)
+        failed_at = calls[0].ended_at  # the 503 is sent: the wait starts
+        assert failed_at is not None
+        waits.append(calls[1].received_at - failed_at)
     backoff = app_settings.backoff(0)
     # Jitter shrinks each wait by up to a quarter, so the median wait is 75-100% of the backoff,
     # plus a loaded machine's lag: 0.1 s seen at a load average of 7, and up to 0.2 s where 16

@@ -387,7 +387,6 @@ PRIMARY_GETS_ONE_ATTEMPT = Mutant(
     expected_failures=frozenset(
         {
             "a_retry_after_date_is_honoured",
-            "a_retry_s_wait_does_not_hold_up_others",
             "attempts_are_bounded",
             "backoff_doubles",
             "backoff_is_capped",
