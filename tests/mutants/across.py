@@ -196,6 +196,7 @@ EXTRACT_ERRORS_ANSWER_200 = Mutant(
     breaks=("errors.shape",),
     expected_failures=frozenset(
         {
+            "a_card_s_repair_shares_the_deadline",
             "an_unknown_paper_is_a_400",
             "extracting_a_card_gets_the_retries",
             "output_that_stays_invalid_is_a_502",

@@ -148,6 +148,7 @@ ERRORS_NOT_IN_SHAPE = Mutant(
     breaks=("structured.invalid", "errors.shape",),
     expected_failures=frozenset(
         {
+            "a_card_s_repair_shares_the_deadline",
             "an_unknown_paper_is_a_400",
             "extracting_a_card_gets_the_retries",
             "output_that_stays_invalid_is_a_502",
