@@ -2,7 +2,8 @@
 the same result: the same scenarios passed, the same score.
 
     python benchmarks/determinism.py --rounds 20 --jobs 2 --busy [--tasks all | --own-tasks]
-                                     [--only NAMES] [--mode thread|subprocess]
+                                     [--only NAMES] [--mode thread|subprocess] [--record FILE]
+    python benchmarks/determinism.py --summary FILE [--own-tasks | --tasks LIST] [--mode ...]
 
 Each round grades every solution chosen (`--only`, default all) with `tests/calibrate.py`, `--jobs`
 grading processes at once, on `--tasks` (default: the core four), or with `--own-tasks` each
@@ -10,6 +11,12 @@ mutant on the tasks CI grades it on (`tests/calibrate.own_tasks`) and the refere
 the starter on every task. `--busy` keeps one more process spinning on a core. A solution whose
 results differ between rounds is listed with every variant seen, and the script exits with
 status 1.
+
+With `--record FILE`, each round's results are added to FILE (a JSON line a round) as soon as the
+round ends, tagged with a digest of the code that decides a grade (the harness, the scenarios, the
+starter, the reference, the mutants) and with how the round was run. `--summary FILE` reports
+every round FILE holds for the code as it is now and the same way of running, whichever sessions
+ran them: twenty rounds of every solution take hours on two cores, more than one sitting.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import argparse
 import collections
 import concurrent.futures
 import contextlib
+import datetime
+import hashlib
 import json
 import multiprocessing
 import subprocess
@@ -27,8 +36,13 @@ import time
 import typing
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
 sys.path.insert(0, str(TESTS))
+# What decides a grade: two rounds are comparable when none of it changed between them.
+GRADED = ("harness", "scenarios", "exercise_app", "tests/reference", "tests/mutants") + tuple(
+    f"tests/{name}.py" for name in ("calibrate", "grading_runs", "solutions")
+)
 
 from grading_runs import SOLUTIONS, not_passed  # noqa: E402
 from mutants import MUTANTS  # noqa: E402
@@ -46,20 +60,29 @@ def main() -> int:
     chosen.add_argument("--tasks", default="streaming,cancellation,retries,fallback")
     chosen.add_argument("--own-tasks", action="store_true", help="each mutant on its own tasks")
     parser.add_argument("--verbose", action="store_true", help="print every round as it ends")
+    parser.add_argument("--record", type=Path, help="add each round's results to this file")
+    parser.add_argument("--summary", type=Path, help="report the rounds this file holds")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else SOLUTIONS
+    if args.summary is not None:
+        return _summary(args.summary, names, args)
     entries = [f"{name}:{_tasks(name, args)}" for name in names]
     outcomes: dict[str, collections.Counter[str]] = {name: collections.Counter() for name in names}
     started = time.monotonic()
     with _spinning(args.busy):
         for round_ in range(1, args.rounds + 1):
-            for name, outcome in _round(entries, args.jobs, args.mode).items():
+            results = _round(entries, args.jobs, args.mode)
+            if args.record is not None:
+                _record(args.record, results, args)
+            for name, outcome in results.items():
                 outcomes[name][outcome] += 1
                 if args.verbose:
                     print(f"round {round_} {name}: {outcome}", flush=True)
             print(f"\r{round_}/{args.rounds} rounds", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    return _report(outcomes, args, time.monotonic() - started)
+    load = f"{args.jobs} at a time" + (", another core spinning" if args.busy else "")
+    how = f"{args.rounds} rounds, {_way(args)}, {load}"
+    return _report(outcomes, how, time.monotonic() - started)
 
 
 def _tasks(name: str, args: argparse.Namespace) -> str:
@@ -94,11 +117,9 @@ def _outcome(report: dict[str, typing.Any]) -> str:
 
 
 def _report(
-    outcomes: dict[str, collections.Counter[str]], args: argparse.Namespace, took: float
+    outcomes: dict[str, collections.Counter[str]], how: str, took: float | None = None
 ) -> int:
-    load = f"{args.jobs} at a time" + (", another core spinning" if args.busy else "")
-    tasks = "each on its own tasks" if args.own_tasks else f"tasks {args.tasks}"
-    print(f"{args.rounds} rounds, {args.mode} mode, {tasks}, {load}, {took / 60:.1f} min")
+    print(how if took is None else f"{how}, {took / 60:.1f} min")
     varied = 0
     for name, seen in outcomes.items():
         if len(seen) == 1:
@@ -111,6 +132,52 @@ def _report(
                 print(f"      x{count}  {outcome}")
     print(f"{len(outcomes) - varied} of {len(outcomes)} solutions got the same result every run")
     return 1 if varied else 0
+
+
+def _way(args: argparse.Namespace) -> str:
+    """How a round grades, as much as two rounds must share to be compared."""
+    tasks = "each on its own tasks" if args.own_tasks else f"tasks {args.tasks}"
+    return f"{args.mode} mode, {tasks}"
+
+
+def code_digest() -> str:
+    """A digest of every file that decides a grade: two rounds of the same digest graded the same
+    code, whenever they ran."""
+    digest = hashlib.sha256()
+    for name in GRADED:
+        top = ROOT / name
+        for path in sorted(top.rglob("*")) if top.is_dir() else [top]:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _record(file: Path, results: dict[str, str], args: argparse.Namespace) -> None:
+    line = {
+        "code": code_digest(),
+        "way": _way(args),
+        "load": f"{args.jobs} at a time" + (", a core spinning" if args.busy else ""),
+        "ended": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "outcomes": results,
+    }
+    with file.open("a") as records:
+        records.write(json.dumps(line) + "\n")
+
+
+def _summary(file: Path, names: list[str], args: argparse.Namespace) -> int:
+    """Every recorded round of the code as it is now, graded the same way, as one report."""
+    code, way = code_digest(), _way(args)
+    rounds = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    rounds = [r for r in rounds if r["code"] == code and r["way"] == way]
+    outcomes = {name: collections.Counter[str]() for name in names}
+    for round_ in rounds:
+        for name in names:
+            if name in round_["outcomes"]:
+                outcomes[name][round_["outcomes"][name]] += 1
+    loads = sorted({round_["load"] for round_ in rounds})
+    fewest = min((sum(seen.values()) for seen in outcomes.values()), default=0)
+    how = f"{len(rounds)} rounds recorded for code {code} ({fewest} of every solution), {way}"
+    return _report(outcomes, f"{how}; load: {'; '.join(loads) or 'none'}")
 
 
 @contextlib.contextmanager

@@ -1,0 +1,69 @@
+"""`benchmarks/determinism.py --record` and `--summary`: rounds recorded in several sittings are
+reported together, but only those that graded the code as it is now, the same way."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "determinism.py"
+
+
+@pytest.fixture(scope="module")
+def determinism() -> typing.Any:
+    spec = importlib.util.spec_from_file_location("determinism", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def options(**changes: object) -> argparse.Namespace:
+    chosen = {"mode": "thread", "own_tasks": True, "tasks": "", "jobs": 2, "busy": True}
+    return argparse.Namespace(**{**chosen, **changes})
+
+
+def test_rounds_of_other_code_or_another_way_are_left_out(
+    determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = tmp_path / "rounds.jsonl"
+    same = {"reference": "165/165 [none failed]", "starter": "6/165 [...]"}
+    determinism._record(record, same, options())
+    determinism._record(record, same, options(jobs=3))
+    other_way = {"reference": "163/165 [x:failed]"}
+    determinism._record(record, other_way, options(own_tasks=False))
+    with record.open("a") as lines:  # a round of code since changed
+        old = {
+            "code": "0" * 16,
+            "way": "thread mode, each on its own tasks",
+            "load": "",
+            "ended": "",
+            "outcomes": {"reference": "160/165 [y:failed]"},
+        }
+        lines.write(json.dumps(old) + "\n")
+
+    status = determinism._summary(record, ["reference", "starter"], options())
+
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "2 rounds recorded" in printed and "(2 of every solution)" in printed
+    assert "2 at a time, a core spinning; 3 at a time, a core spinning" in printed
+    assert "x2  165/165 [none failed]" in printed and "x2  6/165 [...]" in printed
+
+
+def test_a_solution_graded_otherwise_in_another_sitting_is_reported(
+    determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = tmp_path / "rounds.jsonl"
+    determinism._record(record, {"reference": "165/165 [none failed]"}, options())
+    determinism._record(record, {"reference": "163/165 [x:failed]"}, options())
+
+    status = determinism._summary(record, ["reference"], options())
+
+    assert status == 1
+    assert "VARIED           reference" in capsys.readouterr().out
