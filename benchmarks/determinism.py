@@ -68,20 +68,19 @@ def main() -> int:
         return _summary(args.summary, names, args)
     entries = [f"{name}:{_tasks(name, args)}" for name in names]
     outcomes: dict[str, collections.Counter[str]] = {name: collections.Counter() for name in names}
-    started = time.monotonic()
+    started, code = time.monotonic(), code_digest()  # the code as it is when the rounds start
     with _spinning(args.busy):
         for round_ in range(1, args.rounds + 1):
             results = _round(entries, args.jobs, args.mode)
             if args.record is not None:
-                _record(args.record, results, args)
+                _record(args.record, code, results, args)
             for name, outcome in results.items():
                 outcomes[name][outcome] += 1
                 if args.verbose:
                     print(f"round {round_} {name}: {outcome}", flush=True)
             print(f"\r{round_}/{args.rounds} rounds", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    load = f"{args.jobs} at a time" + (", another core spinning" if args.busy else "")
-    how = f"{args.rounds} rounds, {_way(args)}, {load}"
+    how = f"{args.rounds} rounds, {_way(args)}, {_load(args)}"
     return _report(outcomes, how, time.monotonic() - started)
 
 
@@ -140,6 +139,10 @@ def _way(args: argparse.Namespace) -> str:
     return f"{args.mode} mode, {tasks}"
 
 
+def _load(args: argparse.Namespace) -> str:
+    return f"{args.jobs} at a time" + (", a core spinning" if args.busy else "")
+
+
 def code_digest() -> str:
     """A digest of every file that decides a grade: two rounds of the same digest graded the same
     code, whenever they ran."""
@@ -152,11 +155,11 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _record(file: Path, results: dict[str, str], args: argparse.Namespace) -> None:
+def _record(file: Path, code: str, results: dict[str, str], args: argparse.Namespace) -> None:
     line = {
-        "code": code_digest(),
+        "code": code,
         "way": _way(args),
-        "load": f"{args.jobs} at a time" + (", a core spinning" if args.busy else ""),
+        "load": _load(args),
         "ended": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "outcomes": results,
     }

@@ -31,12 +31,12 @@ def options(**changes: object) -> argparse.Namespace:
 def test_rounds_of_other_code_or_another_way_are_left_out(
     determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = tmp_path / "rounds.jsonl"
+    record, code = tmp_path / "rounds.jsonl", determinism.code_digest()
     same = {"reference": "165/165 [none failed]", "starter": "6/165 [...]"}
-    determinism._record(record, same, options())
-    determinism._record(record, same, options(jobs=3))
+    determinism._record(record, code, same, options())
+    determinism._record(record, code, same, options(jobs=3))
     other_way = {"reference": "163/165 [x:failed]"}
-    determinism._record(record, other_way, options(own_tasks=False))
+    determinism._record(record, code, other_way, options(own_tasks=False))
     with record.open("a") as lines:  # a round of code since changed
         old = {
             "code": "0" * 16,
@@ -60,8 +60,9 @@ def test_a_solution_graded_otherwise_in_another_sitting_is_reported(
     determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record = tmp_path / "rounds.jsonl"
-    determinism._record(record, {"reference": "165/165 [none failed]"}, options())
-    determinism._record(record, {"reference": "163/165 [x:failed]"}, options())
+    code = determinism.code_digest()
+    determinism._record(record, code, {"reference": "165/165 [none failed]"}, options())
+    determinism._record(record, code, {"reference": "163/165 [x:failed]"}, options())
 
     status = determinism._summary(record, ["reference"], options())
 
