@@ -85,8 +85,8 @@ async def test_retries_are_jittered(
     for text in asked:
         calls = [call for call in fake_llm.calls if text in call.prompt]
         assert len(calls) >= 2, f"a 503 was not retried ({len(calls)} call)"
-        failed_at = calls[0].ended_at  # the 503 is sent: the wait starts
-        assert failed_at is not None
+        failed_at = calls[0].headers_at  # the 503 leaves: the wait can start
+        assert failed_at is not None, "a 503 is missing from the ledger"
         waits.append(calls[1].received_at - failed_at)
     backoff = app_settings.backoff(0)
     # Jitter shrinks each wait by up to a quarter, so the median wait is 75-100% of the backoff,
