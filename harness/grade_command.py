@@ -2,7 +2,8 @@
 
 Exit status: 0 whatever the scores; 1 when a submission scored under ``--min-score``; 3 when a
 submission could not be graded at all (an unreadable archive, say: the others are still graded);
-2 when the grader itself cannot run (a wrong option, scenarios missing).
+2 when the grader itself cannot run (a wrong option, scenarios missing, or `--isolation required`
+where apps cannot be boxed).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import typing
 from pathlib import Path
 
-from . import comparison, grader, sandbox
+from . import comparison, grader, isolation, sandbox
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .sandbox import Limits
 from .submission import ARCHIVES
@@ -32,12 +33,13 @@ def add_command(commands: typing.Any) -> None:
         "grade",
         help="grade submissions: folders, git checkouts, .zip or .tar.gz archives",
         description="Grade each SUBMISSION against the public and hidden scenarios of this "
-        "installation, its app in a child process with resource limits, and print the score "
+        "installation, its app in a child process with resource limits (and in a box of its "
+        "own where the machine allows: see --isolation), and print the score "
         "board (one submission) or a comparison table (several). Only a submission's "
         "exercise_app/ is used: its own scenarios, conftest.py and pytest settings are ignored.",
         epilog="Exit status: 0 whatever the scores; 1 if a submission scored under --min-score; "
         "3 if a submission could not be graded (the others still are); 2 if the grader cannot "
-        "run.",
+        "run, or --isolation required cannot be met.",
     )
     command.add_argument(
         "submissions",
@@ -101,6 +103,14 @@ def add_command(commands: typing.Any) -> None:
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
         "into a throwaway virtualenv, and run its app there",
     )
+    command.add_argument(
+        "--isolation",
+        choices=isolation.CHOICES,
+        default="auto",
+        help="run each app as a user of its own, seeing only its own files and processes, and "
+        "each grade in a network of its own (auto, the default: where the machine allows it, "
+        "as root on Linux; required: refuse to grade, exit 2, where it does not; none: never)",
+    )
     limits_group = command.add_argument_group("limits")
     limits_group.add_argument(
         "--scenario-timeout",
@@ -136,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         grader.check_installation()
+        grader.isolation_level(options)
     except (ValueError, grader.GraderError) as error:
         print(f"faultfirst grade: {error}", file=sys.stderr)
         return EXIT_GRADER_ERROR
@@ -171,6 +182,7 @@ def _options(args: argparse.Namespace) -> grader.Options:
         run_timeout=args.run_timeout,
         limits=Limits(**{option.field: getattr(args, option.flag) for option in sandbox.OPTIONS}),
         install_deps=args.install_deps,
+        isolation=args.isolation,
     )
 
 
@@ -214,7 +226,9 @@ def _grade_batch(
             for future in concurrent.futures.as_completed(futures):
                 print(_progress(future.result()), flush=True)
         except BaseException:  # Ctrl-C: stop every run now rather than after the batch
-            cancel.set()
+            cancel.set()  # each running grade kills its child within a second or so
+            for future in futures:
+                future.cancel()  # and those not started yet never start
             raise
     outcomes = [future.result() for future in futures]
     print()
@@ -234,7 +248,7 @@ def _progress(outcome: grader.Outcome) -> str:
 
 
 def _reports(args: argparse.Namespace, name: str, *, batch: bool) -> dict[str, Path]:
-    chosen = {kind: getattr(args, kind) for kind in grader.REPORT_OPTIONS}
+    chosen = {kind: getattr(args, kind) for kind in grader.REPORT_KINDS}
     if not batch:
         return {kind: path for kind, path in chosen.items() if path is not None}
     return {
