@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 
 from . import comparison, grader, isolation, sandbox
+from .grading.sanitize import one_line
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .sandbox import Limits
 from .submission import ARCHIVES
@@ -200,6 +201,7 @@ def _grade_one(
     )
     if outcome.report is None:
         print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
+    _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
         print(f"{kind} report: {path}")
     return outcome
@@ -225,6 +227,7 @@ def _grade_batch(
         try:
             for future in concurrent.futures.as_completed(futures):
                 print(_progress(future.result()), flush=True)
+                _warn_of_changed_grader(future.result())
         except BaseException:  # Ctrl-C: stop every run now rather than after the batch
             cancel.set()  # each running grade kills its child within a second or so
             for future in futures:
@@ -235,6 +238,20 @@ def _grade_batch(
     for line in comparison.table(outcomes):
         print(line)
     return outcomes
+
+
+def _warn_of_changed_grader(outcome: grader.Outcome) -> None:
+    """Say when a checkout changed the grader it was sent: its own CI score means nothing."""
+    changed = outcome.changed_grader
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        shown = one_line(", ".join(changed[:3]), limit=300) + more  # names the candidate chose
+        print(
+            f"faultfirst grade: warning: {outcome.name} changed the grader it was sent ({shown}), "
+            "so a CI score from its repository is not to be trusted; this grade used this "
+            "installation's grader and stands",
+            file=sys.stderr,
+        )
 
 
 def _progress(outcome: grader.Outcome) -> str:

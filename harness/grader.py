@@ -4,9 +4,10 @@ A submission is taken apart first (`harness.submission`): only its ``exercise_ap
 work folder, so its own scenarios, conftest.py, pytest configuration and plugins are never seen.
 The child runs the scenarios that sit next to this module with plugin autoloading off and no
 configuration file of anybody's, so neither the submission nor whatever else is installed can
-change the score; the app runs in grandchildren that keep `sandbox.Limits`.
+change the score; the app runs in grandchildren that keep `sandbox.Limits`, boxed where the
+machine allows (`harness.isolation`), and the grade comes back on a pipe (`grading.channel`).
 
-The child stops itself at the run's time limit and still writes its report (the scenarios not
+The child stops itself at the run's time limit and still sends its grade (the scenarios not
 reached are graded "not run"); the parent kills it only if it outlives that by a wide margin.
 """
 
@@ -27,7 +28,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import dependencies, isolation
+from . import checkout, dependencies, isolation
 from .grading import channel
 from .grading.sanitize import clean, one_line
 from .launcher import PASSED_THROUGH
@@ -88,6 +89,7 @@ class Outcome:
     digest: str = ""
     output: str = ""  # what the grading run printed
     reports: dict[str, Path] = field(default_factory=dict)  # kind -> the file written
+    changed_grader: list[str] = field(default_factory=list)  # see `harness.checkout`
 
     @property
     def percentage(self) -> float:
@@ -125,6 +127,7 @@ def grade(
         outcome = Outcome(
             name or submission.name, str(source), "not graded", digest=submission.digest
         )
+        outcome.changed_grader = _changed_grader(submission.source)
         try:
             python = _python_for(submission, work, options)
             _run(submission, work, options, python, outcome, reports or {}, echo, cancel)
@@ -132,6 +135,13 @@ def grade(
             outcome.reason = str(error)
         outcome.wall_time = time.monotonic() - started
         return outcome
+
+
+def _changed_grader(source: Path) -> list[str]:
+    if source.is_dir():
+        root = source.parent if source.name == "exercise_app" else source
+        return checkout.protected_changes(root)
+    return []
 
 
 def _python_for(submission: Submission, work: Path, options: Options) -> str:

@@ -5,8 +5,8 @@
 before it imports the submission, then runs uvicorn. A leak, a busy loop or a runaway spawner
 then ends that app, not the grader, and the grader can say which limit it hit.
 
-This is a fence against mistakes, not a security boundary: the app still runs as the grader's
-user. Grade code you distrust inside a container or a throwaway machine.
+These limits fence off mistakes. Keeping a hostile app from the grader is `harness.isolation`'s
+job: where it can, the app runs boxed (`harness.box`, which keeps the same limits), not here.
 """
 
 from __future__ import annotations
