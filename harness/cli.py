@@ -11,8 +11,8 @@ from pathlib import Path
 
 from . import __version__, export, grade_command
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
-from .launcher import AppDidNotStart, AppProcess
-from .server import ServerError
+from .hosting.launcher import AppDidNotStart, AppProcess
+from .hosting.server import ServerError
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:

@@ -15,10 +15,11 @@ import threading
 import typing
 from pathlib import Path
 
-from . import comparison, grader, isolation, sandbox
+from . import comparison, grader
+from .hosting import isolation, sandbox
 from .grading.sanitize import one_line
 from .grading.tasks import CORE_TASKS, parse_tasks
-from .sandbox import Limits
+from .hosting.sandbox import Limits
 from .submission import ARCHIVES
 
 EXIT_UNDER_MIN_SCORE = 1

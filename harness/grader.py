@@ -5,7 +5,7 @@ work folder, so its own scenarios, conftest.py, pytest configuration and plugins
 The child runs the scenarios that sit next to this module with plugin autoloading off and no
 configuration file of anybody's, so neither the submission nor whatever else is installed can
 change the score; the app runs in grandchildren that keep `sandbox.Limits`, boxed where the
-machine allows (`harness.isolation`), and the grade comes back on a pipe (`grading.channel`).
+machine allows (`harness.hosting.isolation`), and the grade comes back on a pipe (`grading.channel`).
 
 The child stops itself at the run's time limit and still sends its grade (the scenarios not
 reached are graded "not run"); the parent kills it only if it outlives that by a wide margin.
@@ -28,11 +28,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checkout, dependencies, isolation
+from . import checkout, dependencies
+from .hosting import isolation
 from .grading import channel
 from .grading.sanitize import clean, one_line
-from .launcher import PASSED_THROUGH
-from .sandbox import Limits
+from .hosting.launcher import PASSED_THROUGH
+from .hosting.sandbox import Limits
 from .submission import Submission, SubmissionError, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ class Options:
     run_timeout: float = 600.0
     limits: Limits = field(default_factory=Limits)
     install_deps: bool = False
-    isolation: str = "auto"  # of `harness.isolation.CHOICES`
+    isolation: str = "auto"  # of `harness.hosting.isolation.CHOICES`
 
 
 @dataclass

@@ -27,17 +27,18 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__, isolation, sandbox
+from . import __version__
+from .hosting import isolation, sandbox
 from .app_client import AppClient
-from .app_pool import MODES, AppPool, RunningApp
+from .hosting.app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
 from .grading import channel, gradescope, html_report, marks, reports
 from .grading.evidence import UserActivity
 from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
 from .grading.tasks import CORE_TASKS, parse_tasks
-from .launcher import SCENARIO_SETTINGS, AppSettings, scenario_settings
-from .sandbox import Limits
+from .hosting.launcher import SCENARIO_SETTINGS, AppSettings, scenario_settings
+from .hosting.sandbox import Limits
 
 INSTALLATION = Path(__file__).resolve().parents[1]  # holds harness/, scenarios/, exercise_app/
 SESSION = pytest.StashKey[GradingSession]()

@@ -1,5 +1,5 @@
 """Hostile submissions, graded end to end through `faultfirst grade`: none can forge, hang or spy
-on a grade (`harness.isolation`, `harness.grading.channel`, `harness.grading.sanitize`).
+on a grade (`harness.hosting.isolation`, `harness.grading.channel`, `harness.grading.sanitize`).
 
 Each is the starter plus an attack that runs whenever its app starts, the way a candidate who
 wants a better score, or another candidate's worse one, would write it. An attack that fails
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import isolation
+from harness.hosting import isolation
 from solutions import ROOT
 from submissions import FEW, STARTER_FALLBACK_PASSES, faultfirst_grade, starter_with
 

@@ -24,7 +24,7 @@ import anyio
 
 from ..app_client import AppClient, Reply, StreamReply, excerpt
 from ..fake_llm import Call, FakeLLM
-from ..launcher import AppSettings
+from ..hosting.launcher import AppSettings
 from ..timing import CLOCK_SLACK, DEADLINE_MARGIN, LATE, NOTICED_LEAVING
 from .errors import ERROR_SHAPE, is_error
 

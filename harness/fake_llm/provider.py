@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import typing
 
-from ..server import ServerThread
+from ..hosting.server import ServerThread
 from .app import build_app
 from .faults import Fault
 from .ledger import Call, Ledger

@@ -58,7 +58,7 @@ class TaskScore:
 
 @dataclass(frozen=True)
 class Isolation:
-    """How the app was kept from the grader (`harness.isolation`), as the reports say it."""
+    """How the app was kept from the grader (`harness.hosting.isolation`), as the reports say it."""
 
     level: str = "none"  # uid+namespaces, or none
     network: str = "shared"  # own: the grading run had a network namespace of its own

@@ -16,7 +16,7 @@ from harness.checks.errors import is_error
 from harness.fake_llm import Call, FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import FAST_RETRIES, RELAY
 
 pytestmark = pytest.mark.anyio

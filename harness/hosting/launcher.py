@@ -62,10 +62,10 @@ class AppDidNotStart(RuntimeError):
 class AppProcess:
     """The app in `folder` (which holds the ``exercise_app`` package), served by uvicorn.
 
-    With `limits`, the child keeps them (`harness.sandbox`), and a watch stops the app as soon as
+    With `limits`, the child keeps them (`harness.hosting.sandbox`), and a watch stops the app as soon as
     it has more processes than they allow. `python` is the interpreter to run it with (one with
     the submission's own dependencies installed, say). `boxed`: in a box of its own, as a uid of
-    its own (`harness.isolation`; root only)."""
+    its own (`harness.hosting.isolation`; root only)."""
 
     def __init__(
         self,
@@ -188,7 +188,7 @@ class AppProcess:
         uvicorn += ["--app-dir", str(self.folder)]
         if self.limits is None:
             return [self.python, "-m", "uvicorn", *uvicorn]
-        return [self.python, "-m", "harness.sandbox", *self.limits.arguments(), "--", *uvicorn]
+        return [self.python, "-m", "harness.hosting.sandbox", *self.limits.arguments(), "--", *uvicorn]
 
     def _environment(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}

@@ -3,7 +3,7 @@
 `faultfirst grade` runs a stranger's code. Each level says what that code can reach:
 
 - ``uid+namespaces`` (the grader runs as root on Linux: CI runners, containers, a VM): each app
-  runs in a box (`harness.box`) as a uid of its own, picked from `UIDS` and locked while it runs,
+  runs in a box (`harness.hosting.box`) as a uid of its own, picked from `UIDS` and locked while it runs,
   in its own process, mount, IPC and host-name namespaces. It sees a file system of its own:
   the system and its Python read-only, its folder read-only at ``/app``, a private ``/tmp``; not
   the grader's files, reports, scenarios, virtualenv sources or other submissions. It sees no
@@ -12,7 +12,7 @@
   namespace of its own, so the app reaches the fake provider on loopback and nothing else: not
   the machine's services, not another grade's provider, not the internet.
 - ``none`` (not root, not Linux, or namespaces refused): the app runs as the grader's user, with
-  resource limits only (`harness.sandbox`); it can read and change what that user can. Grade
+  resource limits only (`harness.hosting.sandbox`); it can read and change what that user can. Grade
   distrusted code as root in a throwaway container or VM, or with ``--isolation required``,
   which refuses to grade at this level.
 

@@ -1,6 +1,6 @@
 """Run one app in a box: its own user, process, mount, IPC and host-name namespaces, its own files.
 
-`harness.isolation` starts this file as root, as ``python -I -S box.py OPTIONS -- ARGS``
+`harness.hosting.isolation` starts this file as root, as ``python -I -S box.py OPTIONS -- ARGS``
 (``-I -S``: no environment, no site packages, nothing of anybody's runs before the box is shut).
 It uses the standard library only, and three processes, as ioi/isolate does:
 
