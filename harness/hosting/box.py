@@ -186,7 +186,10 @@ def _become_app(args: argparse.Namespace) -> typing.NoReturn:
         os.setresgid(args.uid, args.uid, args.uid)
         os.setresuid(args.uid, args.uid, args.uid)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        os.chdir("/app")
+        try:
+            os.chdir("/app")
+        except PermissionError:
+            raise OSError("its folder is not readable by other users: chmod -R a+rX it") from None
         arguments = [argument for argument in args.arguments if argument != "--"]
         os.execv(args.python, [args.python, "-m", "uvicorn", *arguments])
     except BaseException as error:
