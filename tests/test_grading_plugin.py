@@ -391,7 +391,9 @@ def test_an_app_that_cannot_import_did_not_start_in_any_scenario(
     scenarios(pytester, PASSING, FAILING, FALLBACK)
     folder = submission(pytester, FAILING_APP)
     report = pytester.path / "grade.json"
-    result = grade(pytester, folder, "--app-mode", mode, "--grade-json", str(report))
+    # Unboxed, so that the app can note its imports in its folder (a boxed one cannot write there).
+    unboxed = ("--app-isolation", "none")
+    result = grade(pytester, folder, "--app-mode", mode, *unboxed, "--grade-json", str(report))
     result.assert_outcomes(errors=3)
     lines = board(result)
     assert "The app could not be graded: it never started (see below)." in lines
@@ -635,6 +637,15 @@ def test_the_grade_goes_through_the_channel_and_the_run_exits_0_once_it_is_sent(
     assert list((pytester.path / "tmp").iterdir()) == []  # the JUnit file's folder is gone
 
 
+def test_isolation_required_in_thread_mode_is_refused(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING)
+    result = pytester.runpytest(*QUICK, "--app-isolation", "required")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--app-isolation required, but thread mode runs the app inside the grader*"]
+    )
+
+
 def test_a_run_that_cannot_send_its_grade_is_told_so(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
     result = pytester.runpytest(*QUICK, "--grade-fd", "987")
@@ -655,6 +666,7 @@ def test_help_documents_the_grading_options(pytester: pytest.Pytester) -> None:
             "*--submission=DIR*the app to grade*",
             "*--tasks=LIST*comma-separated tasks to grade*",
             "*--app-mode={auto,thread,subprocess}*",
+            "*--app-isolation={auto,required,none}*",
             "*--scenario-timeout=SECONDS*",
             "*--grade-json=PATH*write the grade as JSON*",
             "*--grade-md=PATH*write the grade as Markdown*",
