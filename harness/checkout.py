@@ -52,7 +52,7 @@ def _git(folder: Path, *arguments: str) -> str:
         text=True,
         timeout=TIMEOUT,
         check=True,
-        env={"PATH": os.environ.get("PATH", ""), "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"},
+        env={"PATH": os.environ.get("PATH", ""), "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nowhere"},
     )
     return done.stdout
 

@@ -5,7 +5,7 @@ work folder, so its own scenarios, conftest.py, pytest configuration and plugins
 The child runs the scenarios that sit next to this module with plugin autoloading off and no
 configuration file of anybody's, so neither the submission nor whatever else is installed can
 change the score; the app runs in grandchildren that keep `sandbox.Limits`, boxed where the
-machine allows (`harness.hosting.isolation`), and the grade comes back on a pipe (`grading.channel`).
+machine allows (`hosting.isolation`), and the grade comes back on a pipe (`grading.channel`).
 
 The child stops itself at the run's time limit and still sends its grade (the scenarios not
 reached are graded "not run"); the parent kills it only if it outlives that by a wide margin.
@@ -345,7 +345,9 @@ class _Pipes:
         self._partial = b""
         self._grade = bytearray()
 
-    def start(self, command: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, command: list[str], *, cwd: Path, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
         grade_read, grade_write = os.pipe()
         try:
             process = subprocess.Popen(

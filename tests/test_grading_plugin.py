@@ -591,7 +591,9 @@ def test_junit_xml_testcases_carry_the_scenarios_properties(pytester: pytest.Pyt
 # -- 5b. untrusted folders, and the grade's channel ------------------------------------------------
 
 
-@pytest.mark.parametrize(("asked", "used"), [((), "subprocess"), (("--app-mode", "thread"), "thread")])
+@pytest.mark.parametrize(
+    ("asked", "used"), [((), "subprocess"), (("--app-mode", "thread"), "thread")]
+)
 def test_another_folder_is_run_in_a_child_process_unless_thread_mode_is_asked_for(
     pytester: pytest.Pytester, asked: tuple[str, ...], used: str
 ) -> None:

@@ -58,7 +58,9 @@ def looking_app(folder: Path) -> Path:
 
 def test_the_level_says_what_it_is_in_one_line() -> None:
     none = isolation.Level(isolation.NONE, "boxes need root; grade as root")
-    assert none.summary() == "isolation: none — the app ran as the grader's user: boxes need root; grade as root"
+    assert none.summary() == (
+        "isolation: none — the app ran as the grader's user: boxes need root; grade as root"
+    )
     assert not none.boxed and isolation.Level(isolation.BOXED).boxed
 
 
@@ -94,7 +96,9 @@ def test_a_box_that_cannot_be_built_fails_the_start_in_one_line(tmp_path: Path) 
     app.stop()
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None or not LEVEL.boxed, reason="needs root and unshare")
+@pytest.mark.skipif(
+    shutil.which("unshare") is None or not LEVEL.boxed, reason="needs root and unshare"
+)
 def test_loopback_comes_up_in_a_fresh_network_namespace() -> None:
     code = (
         "import socket; from harness.hosting import isolation; isolation.bring_loopback_up(); "
@@ -111,9 +115,8 @@ def test_loopback_comes_up_in_a_fresh_network_namespace() -> None:
 def test_isolation_required_where_there_are_no_boxes_refuses_to_grade(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(
-        isolation, "detect", lambda: isolation.Level(isolation.NONE, "boxes need root; grade as root")
-    )
+    none = isolation.Level(isolation.NONE, "boxes need root; grade as root")
+    monkeypatch.setattr(isolation, "detect", lambda: none)
     assert cli.main(["grade", "--isolation", "required"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "faultfirst grade: --isolation required, but boxes need root; grade as root"

@@ -1,5 +1,6 @@
-"""The limits an app under test keeps (`harness.hosting.sandbox`), seen from the `AppProcess` that starts
-it: set in the child, said in one line when broken, and nothing left running after a stop."""
+"""The limits an app under test keeps (`harness.hosting.sandbox`), seen from the `AppProcess` that
+starts it: set in the child, said in one line when broken, and nothing left running after a
+stop."""
 
 from __future__ import annotations
 

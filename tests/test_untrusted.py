@@ -251,7 +251,8 @@ def test_no_hostile_submission_changes_its_grade_or_another_s(
 
 @boxed
 def test_an_app_that_cannot_start_says_why_in_one_plain_line(tmp_path: Path) -> None:
-    outcome = faultfirst_grade(hostile(tmp_path / "escaping", ESCAPING), *FEW, "--json", tmp_path / "g.json")
+    escaping = hostile(tmp_path / "escaping", ESCAPING)
+    outcome = faultfirst_grade(escaping, *FEW, "--json", tmp_path / "g.json")
     report = json.loads((tmp_path / "g.json").read_text())
     assert report["status"] == "ungradable"
     reasons = {scenario["reason"] for scenario in report["scenarios"]}
@@ -287,9 +288,8 @@ def test_pytest_on_another_folder_runs_its_app_outside_the_grader(tmp_path: Path
     report = tmp_path / "g.json"
     command = [sys.executable, "-m", "pytest", "scenarios", "-p", "no:cacheprovider", "-q"]
     command += ["--submission", str(patcher), "--tasks", "fallback", "--ignore", "scenarios/hidden"]
-    run = subprocess.run(
-        [*command, "--grade-json", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=240
-    )
+    command += ["--grade-json", str(report)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     grade = json.loads(report.read_text())
     assert grade["app_mode"] == "subprocess", run.stdout
     assert passed(grade) == STARTER_FALLBACK_PASSES

@@ -3,8 +3,8 @@
 `faultfirst grade` runs a stranger's code. Each level says what that code can reach:
 
 - ``uid+namespaces`` (the grader runs as root on Linux: CI runners, containers, a VM): each app
-  runs in a box (`harness.hosting.box`) as a uid of its own, picked from `UIDS` and locked while it runs,
-  in its own process, mount, IPC and host-name namespaces. It sees a file system of its own:
+  runs in a box (`box`) as a uid of its own, picked from `UIDS` and locked while it runs, in its
+  own process, mount, IPC and host-name namespaces. It sees a file system of its own:
   the system and its Python read-only, its folder read-only at ``/app``, a private ``/tmp``; not
   the grader's files, reports, scenarios, virtualenv sources or other submissions. It sees no
   process but its own, so no grader's memory, environment or command line, and every process it

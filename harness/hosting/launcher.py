@@ -62,8 +62,8 @@ class AppDidNotStart(RuntimeError):
 class AppProcess:
     """The app in `folder` (which holds the ``exercise_app`` package), served by uvicorn.
 
-    With `limits`, the child keeps them (`harness.hosting.sandbox`), and a watch stops the app as soon as
-    it has more processes than they allow. `python` is the interpreter to run it with (one with
+    With `limits`, the child keeps them (`sandbox`), and a watch stops the app as soon as it has
+    more processes than they allow. `python` is the interpreter to run it with (one with
     the submission's own dependencies installed, say). `boxed`: in a box of its own, as a uid of
     its own (`harness.hosting.isolation`; root only)."""
 
@@ -184,11 +184,14 @@ class AppProcess:
         if self._lease is not None:
             assert self.limits is not None
             uvicorn += ["--app-dir", "/app"]  # where the box shows the folder
-            return isolation.box_command(self._lease, self.folder, self.python, self.limits, uvicorn)
+            return isolation.box_command(
+                self._lease, self.folder, self.python, self.limits, uvicorn
+            )
         uvicorn += ["--app-dir", str(self.folder)]
         if self.limits is None:
             return [self.python, "-m", "uvicorn", *uvicorn]
-        return [self.python, "-m", "harness.hosting.sandbox", *self.limits.arguments(), "--", *uvicorn]
+        limits = self.limits.arguments()
+        return [self.python, "-m", "harness.hosting.sandbox", *limits, "--", *uvicorn]
 
     def _environment(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}

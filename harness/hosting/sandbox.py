@@ -1,12 +1,12 @@
 """Limits on what the app under test may take of the machine, and the child process that keeps them.
 
 `faultfirst grade` runs code it has never seen. The app's child process starts here
-(``python -m harness.hosting.sandbox [limits] -- [uvicorn arguments]``), applies the limits to itself
-before it imports the submission, then runs uvicorn. A leak, a busy loop or a runaway spawner
+(``python -m harness.hosting.sandbox [limits] -- [uvicorn arguments]``), applies the limits to
+itself before it imports the submission, then runs uvicorn. A leak, a busy loop or a runaway spawner
 then ends that app, not the grader, and the grader can say which limit it hit.
 
-These limits fence off mistakes. Keeping a hostile app from the grader is `harness.hosting.isolation`'s
-job: where it can, the app runs boxed (`harness.hosting.box`, which keeps the same limits), not here.
+These limits fence off mistakes. Keeping a hostile app from the grader is `isolation`'s job:
+where it can, the app runs boxed (`box`, which keeps the same limits), not here.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def kill_session(session: int, wait: float = 1.0) -> None:
 
 
 def main(argv: typing.Sequence[str] | None = None) -> None:
-    """``python -m harness.hosting.sandbox --memory-mb N --cpu-seconds N --processes N -- ARGS``: apply
-    the limits, then run ``uvicorn ARGS`` in this process."""
+    """``python -m harness.hosting.sandbox --memory-mb N --cpu-seconds N --processes N -- ARGS``:
+    apply the limits, then run ``uvicorn ARGS`` in this process."""
     parser = argparse.ArgumentParser(prog="python -m harness.hosting.sandbox")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
