@@ -277,19 +277,21 @@ def _run_child(
     with _interrupts_noted(interrupted), _Pipes(echo) as pipes:
         process = pipes.start(command, cwd=work, env=_environment())
         deadline = time.monotonic() + timeout
-        while (
-            process.poll() is None
-            and time.monotonic() < deadline
-            and not cancel.is_set()
-            and not interrupted
-        ):
-            pipes.read(0.1)
-        returncode = process.poll()
-        _kill_group(process)  # all of it, or what it left in its process group
-        if returncode is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(STOP_WAIT)
-        else:
+        try:
+            while (
+                process.poll() is None
+                and time.monotonic() < deadline
+                and not cancel.is_set()
+                and not interrupted
+            ):
+                pipes.read(0.1)
+        finally:
+            returncode = process.poll()
+            if returncode is None:  # past its time, cancelled, or interrupted: it goes now
+                os.killpg(process.pid, signal.SIGKILL)  # not reaped yet: still its own group
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(STOP_WAIT)
+        if returncode is not None:
             pipes.drain(DRAIN)
     if interrupted:
         raise KeyboardInterrupt
@@ -328,11 +330,6 @@ def _environment() -> dict[str, str]:
     return environment
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 class _Pipes:
     """The grading run's two pipes: its output (echoed line by line, control characters taken
     out) and the grade channel (`harness.grading.channel`), read without threads so that no
@@ -344,6 +341,8 @@ class _Pipes:
         self._lines: list[str] = []
         self._partial = b""
         self._grade = bytearray()
+        self._grade_fd = -1
+        self._output_file: typing.IO[bytes] | None = None
 
     def start(
         self, command: list[str], *, cwd: Path, env: dict[str, str]
@@ -366,6 +365,7 @@ class _Pipes:
         finally:
             os.close(grade_write)
         assert process.stdout is not None
+        self._output_file = process.stdout
         for fd, into in ((process.stdout.fileno(), self._output), (grade_read, self._to_grade)):
             os.set_blocking(fd, False)
             self._selector.register(fd, selectors.EVENT_READ, into)
@@ -382,9 +382,7 @@ class _Pipes:
             if data:
                 key.data(data)
             else:
-                self._selector.unregister(key.fd)
-                if key.fd == self._grade_fd:
-                    os.close(key.fd)
+                self._close(key.fd)
 
     def drain(self, timeout: float) -> None:
         """Read until both pipes are closed, or for `timeout` seconds at most."""
@@ -404,11 +402,16 @@ class _Pipes:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for key in list(self._selector.get_map().values()):
-            self._selector.unregister(key.fd)
-            if key.fd == getattr(self, "_grade_fd", None):
-                os.close(key.fd)
+        for fd in list(self._selector.get_map()):
+            self._close(fd)
         self._selector.close()
+
+    def _close(self, fd: int) -> None:
+        self._selector.unregister(fd)
+        if fd == self._grade_fd:
+            os.close(fd)
+        elif self._output_file is not None:
+            self._output_file.close()
 
     def _output(self, data: bytes) -> None:
         *lines, self._partial = (self._partial + data).split(b"\n")
@@ -421,8 +424,7 @@ class _Pipes:
     def _to_grade(self, data: bytes) -> None:
         self._grade += data
         if len(self._grade) > channel.LIMIT:  # no grade: stop reading, let its writer fail
-            self._selector.unregister(self._grade_fd)
-            os.close(self._grade_fd)
+            self._close(self._grade_fd)
 
 
 def _deliver(text: str, destination: Path) -> None:
