@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import typing
 import zipfile
 from pathlib import Path
 
+import pytest
 from markdown_it import MarkdownIt
 
 from solutions import ROOT
@@ -287,11 +286,18 @@ def tiny_wheel(folder: Path, name: str) -> Path:
     return wheel
 
 
-def test_ctrl_c_stops_the_grade_and_every_process_it_started(tmp_path: Path) -> None:
-    hanging = starter_with(tmp_path / "hanging", app_py=on_questions("await asyncio.sleep(3600)"))
+@pytest.mark.parametrize("submissions", [1, 3])
+def test_ctrl_c_stops_the_grade_and_every_process_it_started(
+    tmp_path: Path, submissions: int
+) -> None:
+    """One grade, or a batch of three two at a time (the third is never started)."""
+    hanging = [
+        starter_with(tmp_path / f"hanging-{n}", app_py=on_questions("await asyncio.sleep(3600)"))
+        for n in range(submissions)
+    ]
     work = tmp_path / "work"  # the grade's work folders go here, and so its apps' command lines
     work.mkdir()
-    command = [sys.executable, "-m", "harness.cli", "grade", str(hanging), *FEW]
+    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, hanging), *FEW, "-j", "2"]
     grading = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -306,10 +312,15 @@ def test_ctrl_c_stops_the_grade_and_every_process_it_started(tmp_path: Path) -> 
             time.sleep(0.05)
         assert processes_mentioning(work, APP), "no app was started"
         grading.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
         _, errors = grading.communicate(timeout=30)
+        took = time.monotonic() - interrupted
     finally:
         grading.kill()
     assert grading.returncode == 130
+    # A tenth of a second to notice, a SIGKILL and its wait: well under a second on an idle
+    # machine; 10 s allows for a loaded one, and is far from a wait with no end.
+    assert took < 10, f"Ctrl-C took {took:.1f}s to stop the grade"
     assert errors.strip().splitlines() == ["faultfirst grade: interrupted; no report was written"]
     deadline = time.monotonic() + 5  # the apps die with the grading child: at once, not at exit
     while processes_mentioning(work) and time.monotonic() < deadline:
