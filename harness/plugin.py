@@ -179,6 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     python = config.getoption("app_python")
     level = _isolation(config, mode)
+    box = level.name if level.boxed else None
     if config.getoption("isolated_network"):
         isolation.bring_loopback_up()
     config.stash[SESSION] = GradingSession(
@@ -187,7 +188,7 @@ def pytest_configure(config: pytest.Config) -> None:
         seed=config.getoption("fault_seed"),
         app_mode=mode,
         time_limit=config.getoption("scenario_timeout"),
-        pool=lambda: AppPool(submission, mode, limits=limits, python=python, boxed=level.boxed),
+        pool=lambda: AppPool(submission, mode, limits=limits, python=python, box=box),
         label=config.getoption("submission_label"),
     )
     network = "own" if config.getoption("isolated_network") else "shared"

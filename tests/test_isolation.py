@@ -14,6 +14,7 @@ import pytest
 from harness import cli
 from harness.hosting import isolation
 from harness.hosting.launcher import AppDidNotStart, AppProcess
+from harness.hosting.sandbox import Limits
 
 LEVEL = isolation.detect()
 boxed = pytest.mark.skipif(not LEVEL.boxed, reason=f"no boxes here: {LEVEL.why_not}")
@@ -56,27 +57,34 @@ def looking_app(folder: Path) -> Path:
     return folder
 
 
-def test_the_level_says_what_it_is_in_one_line() -> None:
-    none = isolation.Level(isolation.NONE, "boxes need root; grade as root")
-    assert none.summary() == (
-        "isolation: none — the app ran as the grader's user: boxes need root; grade as root"
-    )
-    assert not none.boxed and isolation.Level(isolation.BOXED).boxed
+def test_boxes_are_the_levels_but_none() -> None:
+    assert not isolation.Level(isolation.NONE, "boxes need root").boxed
+    assert isolation.Level(isolation.BOXED).boxed and isolation.Level(isolation.NAMESPACES).boxed
 
 
-@boxed
-def test_a_boxed_app_sees_its_own_files_and_processes_only(tmp_path: Path) -> None:
-    with AppProcess(looking_app(tmp_path / "app"), {}, boxed=True) as app:
+NO_ROOT_BOXES = LEVEL.name != isolation.BOXED
+NO_BUBBLEWRAP = shutil.which("bwrap") is None
+BOXES = [  # bubblewrap makes its boxes as root too, so both are tested where root is
+    pytest.param(isolation.BOXED, marks=pytest.mark.skipif(NO_ROOT_BOXES, reason="not root")),
+    pytest.param(isolation.NAMESPACES, marks=pytest.mark.skipif(NO_BUBBLEWRAP, reason="no bwrap")),
+]
+
+
+@pytest.mark.parametrize("box", BOXES)
+def test_a_boxed_app_sees_its_own_files_and_processes_only(tmp_path: Path, box: str) -> None:
+    with AppProcess(looking_app(tmp_path / "app"), {}, box=box) as app:
         seen = httpx.get(f"{app.url}/look", trust_env=False).json()
-        uid = seen["uid"]
-        assert uid in isolation.UIDS
-        assert isolation.processes_of(uid)  # its uid is its own while it runs
-    assert seen["pid"] == 2  # the box's init is 1, and hidden from it
-    assert seen["processes"] == [2]
+        assert app._process is not None
+        inside = app._processes()
+        assert inside  # the grader sees the app's processes, to hold them to their limit
+    assert seen["pid"] == 2  # the box's init is 1 (hidden from it in a root's box)
+    assert seen["processes"] == ([2] if box == isolation.BOXED else [1, 2])
     assert seen["cwd"] == "/app" and not seen["grader"]
     assert seen["tmp_writable"] and not seen["app_writable"]
     assert "home" not in seen["root"]  # the system, the Python, the app: no one's files
-    assert isolation.processes_of(uid) == []  # and nothing of it is left
+    if box == isolation.BOXED:
+        assert seen["uid"] in isolation.UIDS
+        assert isolation.processes_of(seen["uid"]) == []  # nothing of it is left
 
 
 @boxed
@@ -90,7 +98,7 @@ def test_two_apps_at_once_get_two_uids() -> None:
 @boxed
 def test_a_box_that_cannot_be_built_fails_the_start_in_one_line(tmp_path: Path) -> None:
     folder = looking_app(tmp_path)
-    app = AppProcess(folder, {}, boxed=True, python="/nonexistent/python")
+    app = AppProcess(folder, {}, box=LEVEL.name, python="/nonexistent/python")
     with pytest.raises(AppDidNotStart, match=r"^the app exited while starting: faultfirst box: "):
         app.start(timeout=10)
     app.stop()
@@ -121,3 +129,19 @@ def test_isolation_required_where_there_are_no_boxes_refuses_to_grade(
     assert capsys.readouterr().err.splitlines() == [
         "faultfirst grade: --isolation required, but boxes need root; grade as root"
     ]
+
+
+@pytest.mark.parametrize("box", BOXES)
+def test_a_boxed_app_keeps_its_limits_and_says_which_it_broke(tmp_path: Path, box: str) -> None:
+    spinning = looking_app(tmp_path / "spinning")
+    with (spinning / "exercise_app" / "app.py").open("a") as app:
+        app.write("\nwhile True:\n    pass\n")
+    with pytest.raises(AppDidNotStart, match=r"used more than 1s of CPU time \(a busy loop\?\)$"):
+        with AppProcess(spinning, {}, box=box, limits=Limits(cpu_seconds=1)):
+            pass
+    spawning = looking_app(tmp_path / "spawning")
+    with (spawning / "exercise_app" / "app.py").open("a") as app:
+        app.write("\nimport subprocess\n_all = [subprocess.Popen(['sleep', '60']) for _ in range(50)]\n")
+    with pytest.raises(AppDidNotStart, match=r"more processes than the limit of 5"):
+        with AppProcess(spawning, {}, box=box, limits=Limits(processes=5)):
+            pass

@@ -60,7 +60,7 @@ class TaskScore:
 class Isolation:
     """How the app was kept from the grader (`harness.hosting.isolation`), as the reports say it."""
 
-    level: str = "none"  # uid+namespaces, or none
+    level: str = "none"  # uid+namespaces (root), namespaces (bubblewrap), or none
     network: str = "shared"  # own: the grading run had a network namespace of its own
     note: str = ""  # at level none: why, and what to do
 
@@ -68,9 +68,10 @@ class Isolation:
         """One line for people."""
         if self.level == "none":
             return f"isolation: none — {self.note}" if self.note else "isolation: none"
+        who = "as a user of its own" if self.level == "uid+namespaces" else "in a bubblewrap box"
         seen = "its own files and processes"
         seen += " and the fake provider" if self.network == "own" else "; the machine's network"
-        return f"isolation: {self.level} — the app ran as a user of its own, seeing only {seen}"
+        return f"isolation: {self.level} — the app ran {who}, seeing only {seen}"
 
 
 @dataclass

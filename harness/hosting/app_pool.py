@@ -36,8 +36,8 @@ class RunningApp(typing.Protocol):
 
 class AppPool:
     """Apps of the submission in `folder`. In subprocess mode, each keeps `limits`, runs on
-    `python` and, if `boxed`, in a box of its own (thread mode has none of these: the app shares
-    the grader's process)."""
+    `python` and, if `box` names one (of `isolation`'s levels), in a box of its own (thread mode
+    has none of these: the app shares the grader's process)."""
 
     def __init__(
         self,
@@ -47,7 +47,7 @@ class AppPool:
         *,
         limits: Limits | None = None,
         python: str = sys.executable,
-        boxed: bool = False,
+        box: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown app mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -56,7 +56,7 @@ class AppPool:
         self.start_timeout = start_timeout
         self.limits = limits
         self.python = python
-        self.boxed = boxed
+        self.box = box
         self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
         self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
@@ -100,7 +100,7 @@ class AppPool:
             app = AppThread(self.folder, settings)
         else:
             app = AppProcess(
-                self.folder, settings, limits=self.limits, python=self.python, boxed=self.boxed
+                self.folder, settings, limits=self.limits, python=self.python, box=self.box
             )
         try:
             app.start(self.start_timeout)

@@ -43,6 +43,8 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 
+# The top folders merged-/usr systems keep as links into /usr.
+SYSTEM_LINKS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")
 # Files of /etc some libraries read (the dynamic loader's cache, time zone, host names).
 ETC = ("/etc/ld.so.cache", "/etc/localtime", "/etc/hosts", "/etc/nsswitch.conf", "/etc/ssl/certs")
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -121,7 +123,7 @@ def _build(args: argparse.Namespace) -> None:
     for path in args.read_only:
         _bind(path, root + path)
     _bind(args.app, root + "/app")
-    for name in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
+    for name in SYSTEM_LINKS:
         if os.path.islink("/" + name):
             os.symlink(os.readlink("/" + name), f"{root}/{name}")
     for path in ETC:

@@ -64,8 +64,8 @@ class AppProcess:
 
     With `limits`, the child keeps them (`sandbox`), and a watch stops the app as soon as it has
     more processes than they allow. `python` is the interpreter to run it with (one with
-    the submission's own dependencies installed, say). `boxed`: in a box of its own, as a uid of
-    its own (`harness.hosting.isolation`; root only)."""
+    the submission's own dependencies installed, say). `box`: the kind of box it runs in, of
+    `isolation`'s levels (None: none)."""
 
     def __init__(
         self,
@@ -76,7 +76,7 @@ class AppProcess:
         port: int = 0,
         limits: sandbox.Limits | None = None,
         python: str = sys.executable,
-        boxed: bool = False,
+        box: str | None = None,
     ) -> None:
         self.folder = Path(folder).resolve()
         self.port = port
@@ -89,16 +89,16 @@ class AppProcess:
         self._log = tempfile.TemporaryFile()
         self._stopping = threading.Event()
         self._limit_hit: str | None = None
-        self.boxed = boxed
+        self.box = box
         self._lease: isolation.Lease | None = None
-        if boxed:
+        if box is not None:
             self.limits = limits or sandbox.Limits()
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the app and wait until ``GET /healthz`` answers, or raise `AppDidNotStart`."""
         if not (self.folder / self.app.split(".")[0]).is_dir():
             raise AppDidNotStart(f"{self.folder} has no {self.app.split('.')[0]}/ folder to run")
-        if self.boxed:
+        if self.box == isolation.BOXED:
             try:
                 self._lease = isolation.Lease.take()
             except (isolation.IsolationError, OSError) as error:
@@ -181,9 +181,11 @@ class AppProcess:
 
     def _command(self, fd: int) -> list[str]:
         uvicorn = [self.app, "--fd", str(fd), "--no-access-log", "--log-level", "warning"]
-        if self._lease is not None:
+        if self.box is not None:
             assert self.limits is not None
-            uvicorn += ["--app-dir", "/app"]  # where the box shows the folder
+            uvicorn += ["--app-dir", "/app"]  # where a box shows the folder
+            if self._lease is None:
+                return isolation.bwrap_command(self.folder, self.python, self.limits, uvicorn)
             return isolation.box_command(
                 self._lease, self.folder, self.python, self.limits, uvicorn
             )
@@ -195,7 +197,7 @@ class AppProcess:
 
     def _environment(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
-        if self.boxed:
+        if self.box is not None:
             env.update(HOME="/tmp", TMPDIR="/tmp")  # its only writable folder
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.settings)
@@ -217,6 +219,8 @@ class AppProcess:
     def _why_ended(self, code: int, *, starting: bool) -> str:
         if self._limit_hit is not None:
             return self._limit_hit
+        if self.box == isolation.NAMESPACES and 128 < code <= 128 + 64:
+            code = 128 - code  # bubblewrap ends with 128 + the signal that ended the app
         if code < 0:
             limits = self.limits or sandbox.Limits()
             when = "while starting" if starting else "during the scenario"
@@ -239,10 +243,13 @@ class AppProcess:
                 return
 
     def _processes(self) -> list[int]:
-        """The app's processes: those of its uid in a box; those of its session otherwise."""
+        """The app's processes: those of its uid in a root's box, those below bubblewrap's own
+        in a bubblewrap box, those of its session otherwise."""
         assert self._process is not None
         if self._lease is not None:
             return isolation.processes_of(self._lease.uid)
+        if self.box is not None:
+            return isolation.descendants(self._process.pid)[1:]  # after bubblewrap's init
         return sandbox.session_members(self._process.pid)
 
     def _signal(self, signum: int) -> None:

@@ -72,13 +72,17 @@ OPTIONS = (
 )
 
 
-def apply(limits: Limits) -> None:
+def apply(limits: Limits, *, in_box: bool = False) -> None:
     """Apply `limits` to this process (and so to what it starts), and make it die with its
-    parent: an app must not outlive a grader that was killed."""
+    parent: an app must not outlive a grader that was killed. `in_box`: in a bubblewrap box,
+    which ends the app with the grader itself, and shows too few of the user's processes here
+    to set RLIMIT_NPROC from (the grader's watch keeps that limit alone)."""
     _set(resource.RLIMIT_AS, limits.memory_mb * MiB)
     # The soft limit sends SIGXCPU, which kills; the hard one, a little later, SIGKILL.
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     _set(resource.RLIMIT_CORE, 0)
+    if in_box:
+        return
     # RLIMIT_NPROC counts every task of this user (root is exempt), so it is set above what the
     # user runs already; `session_members` catches what it cannot.
     _set(resource.RLIMIT_NPROC, _tasks_of(os.getuid()) + limits.processes + _THREAD_ROOM)
@@ -122,9 +126,10 @@ def main(argv: typing.Sequence[str] | None = None) -> None:
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
     parser.add_argument("--processes", type=int, required=True)
+    parser.add_argument("--in-box", action="store_true", help="in a bubblewrap box")
     parser.add_argument("uvicorn", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    apply(Limits(args.memory_mb, args.cpu_seconds, args.processes))
+    apply(Limits(args.memory_mb, args.cpu_seconds, args.processes), in_box=args.in_box)
     sys.argv = ["uvicorn", *[arg for arg in args.uvicorn if arg != "--"]]
     runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
 
