@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 PROTECTED = ("harness", "scenarios", ".github")
+COMMIT_MESSAGE = "faultfirst exercise"  # the bundle's one commit (`harness.export`)
 _GIT = ("git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
         "-c", "safe.directory=*", "--no-optional-locks")  # fmt: skip
 _SKIPPED = {"__pycache__", ".pytest_cache"}
@@ -28,11 +29,14 @@ TIMEOUT = 30.0
 
 def protected_changes(folder: Path) -> list[str]:
     """The files under `PROTECTED` that `folder`'s working tree has changed, added or removed
-    since the repository's first commit; none when it is no git checkout (or git is missing)."""
+    since the repository's first commit; none when it is no candidate's checkout (whose first
+    commit is the bundle: `export.COMMIT_MESSAGE`), or git is missing."""
     if not (folder / ".git").exists() or shutil.which("git") is None:
         return []
     try:
         first = _git(folder, "rev-list", "--max-parents=0", "HEAD").split()[-1]
+        if _git(folder, "log", "-1", "--format=%s", first).strip() != COMMIT_MESSAGE:
+            return []
         listing = _git(folder, "ls-tree", "-r", "-z", first, "--", *PROTECTED)
     except (subprocess.SubprocessError, OSError, IndexError):
         return []

@@ -249,7 +249,8 @@ def _network_prefix(options: Options) -> list[str]:
     """A network namespace of its own for the grading run, where apps are boxed: its apps then
     reach its fake provider on loopback, and nothing else (util-linux's ``unshare``)."""
     unshare = shutil.which("unshare")
-    if unshare is None or options.isolation == isolation.NONE or not isolation.detect().boxed:
+    root_boxes = isolation.detect().name == isolation.BOXED  # a normal user's cannot
+    if unshare is None or options.isolation == isolation.NONE or not root_boxes:
         return []
     return [unshare, "--net", "--"]
 

@@ -72,3 +72,10 @@ def test_a_folder_that_is_no_checkout_has_nothing_to_say(tmp_path: Path) -> None
     (tmp_path / "harness").mkdir()
     (tmp_path / "harness" / "plugin.py").write_text("anything")
     assert protected_changes(tmp_path) == []
+
+
+def test_a_repository_that_did_not_start_as_a_bundle_has_nothing_to_say(tmp_path: Path) -> None:
+    folder = sent(tmp_path)
+    git(folder, "commit", "-q", "--amend", "-m", "my own project")
+    (folder / "harness" / "plugin.py").write_text("changed")
+    assert protected_changes(folder) == []

@@ -259,9 +259,9 @@ def test_usage_errors_say_what_is_wrong_in_one_line(tmp_path: Path) -> None:
 
 
 def git_checkout(folder: Path) -> Path:
-    """`folder` made a git repository with everything committed."""
+    """`folder` made a candidate's git repository: everything committed as the bundle is."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(folder)]
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "solution"]):
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "faultfirst exercise"]):
         subprocess.run([*git, *command], check=True, capture_output=True, timeout=30)
     return folder
 
