@@ -109,9 +109,10 @@ def add_command(commands: typing.Any) -> None:
         "--isolation",
         choices=isolation.CHOICES,
         default="auto",
-        help="run each app as a user of its own, seeing only its own files and processes, and "
-        "each grade in a network of its own (auto, the default: where the machine allows it, "
-        "as root on Linux; required: refuse to grade, exit 2, where it does not; none: never)",
+        help="run each app in a box, seeing only its own files and processes (auto, the "
+        "default: where the machine allows it: as root on Linux, with a uid of its own and each "
+        "grade in a network of its own; as a normal user with bubblewrap; required: refuse to "
+        "grade, exit 2, where it does not; none: never)",
     )
     limits_group = command.add_argument_group("limits")
     limits_group.add_argument(

@@ -84,9 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--app-isolation",
         choices=isolation.CHOICES,
         default="auto",
-        help="subprocess mode: run each app in a box of its own, as its own user, seeing only "
-        "its files and processes (auto, the default: where the machine allows it, as root on "
-        "Linux; required: refuse to grade where it does not; none: never)",
+        help="subprocess mode: run each app in a box of its own, seeing only its files and "
+        "processes (auto, the default: where the machine allows it, as root on Linux or with "
+        "bubblewrap; required: refuse to grade where it does not; none: never)",
     )
     group.addoption(
         "--isolated-network",

@@ -6,15 +6,20 @@
   runs in a box (`box`) as a uid of its own, picked from `UIDS` and locked while it runs, in its
   own process, mount, IPC and host-name namespaces. It sees a file system of its own:
   the system and its Python read-only, its folder read-only at ``/app``, a private ``/tmp``; not
-  the grader's files, reports, scenarios, virtualenv sources or other submissions. It sees no
+  the grader's files, reports, scenarios or other submissions. It sees no
   process but its own, so no grader's memory, environment or command line, and every process it
   starts, ``setsid`` daemons included, ends with it. The grading run itself gets a network
   namespace of its own, so the app reaches the fake provider on loopback and nothing else: not
   the machine's services, not another grade's provider, not the internet.
-- ``none`` (not root, not Linux, or namespaces refused): the app runs as the grader's user, with
-  resource limits only (`harness.hosting.sandbox`); it can read and change what that user can. Grade
-  distrusted code as root in a throwaway container or VM, or with ``--isolation required``,
-  which refuses to grade at this level.
+- ``namespaces`` (a normal user on Linux with bubblewrap, ``bwrap``): each app runs in a
+  bubblewrap box (`bwrap_command`) with the same files, in user, process, IPC and host-name
+  namespaces: it sees no process but its own, and everything it starts ends with it; it keeps
+  the grader's uid outside, which it can use on nothing it can reach. The network is the
+  machine's: it could reach a service on loopback, another grade's fake provider among them.
+- ``none`` (not Linux, a normal user without bubblewrap, or namespaces refused): the app runs as
+  the grader's user, with resource limits only (`sandbox`); it can read and change what that
+  user can. Grade distrusted code as root in a throwaway container or VM, or with
+  ``--isolation required``, which refuses to grade at this level.
 
 Thread mode (``pytest scenarios`` on one's own folder) is ``none`` by design: the app runs inside
 the grader.
