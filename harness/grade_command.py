@@ -103,7 +103,8 @@ def add_command(commands: typing.Any) -> None:
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
-        "into a throwaway virtualenv, and run its app there",
+        "into a throwaway virtualenv, and run its app there (pip runs as you, unboxed: a "
+        "package built from source runs its code then)",
     )
     command.add_argument(
         "--isolation",
