@@ -159,7 +159,7 @@ def box_command(
 
 
 def _box_command(uid: int, folder: Path, python: str, limits: Limits) -> list[str]:
-    command = [sys.executable, "-I", "-S", str(BOX), "--uid", str(uid)]
+    command = [sys.executable, "-I", "-S", str(BOX), f"--parent={os.getpid()}", f"--uid={uid}"]
     command += ["--staging", str(_state("root")), "--app", str(folder), "--python", python]
     for path in readable(python):
         command += ["--read-only", str(path)]

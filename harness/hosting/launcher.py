@@ -192,7 +192,7 @@ class AppProcess:
         uvicorn += ["--app-dir", str(self.folder)]
         if self.limits is None:
             return [self.python, "-m", "uvicorn", *uvicorn]
-        limits = self.limits.arguments()
+        limits = [*self.limits.arguments(), f"--parent={os.getpid()}"]
         return [self.python, "-m", "harness.hosting.sandbox", *limits, "--", *uvicorn]
 
     def _environment(self) -> dict[str, str]:

@@ -72,9 +72,10 @@ OPTIONS = (
 )
 
 
-def apply(limits: Limits, *, in_box: bool = False) -> None:
+def apply(limits: Limits, *, parent: int | None = None, in_box: bool = False) -> None:
     """Apply `limits` to this process (and so to what it starts), and make it die with its
-    parent: an app must not outlive a grader that was killed. `in_box`: in a bubblewrap box,
+    parent (`parent`, its pid: when not given, any parent but init): an app must not outlive a
+    grader that was killed. `in_box`: in a bubblewrap box,
     which ends the app with the grader itself, and shows too few of the user's processes here
     to set RLIMIT_NPROC from (the grader's watch keeps that limit alone)."""
     _set(resource.RLIMIT_AS, limits.memory_mb * MiB)
@@ -86,7 +87,7 @@ def apply(limits: Limits, *, in_box: bool = False) -> None:
     # RLIMIT_NPROC counts every task of this user (root is exempt), so it is set above what the
     # user runs already; `session_members` catches what it cannot.
     _set(resource.RLIMIT_NPROC, _tasks_of(os.getuid()) + limits.processes + _THREAD_ROOM)
-    _die_with_parent()
+    _die_with_parent(parent)
 
 
 def session_members(session: int) -> list[int]:
@@ -127,9 +128,11 @@ def main(argv: typing.Sequence[str] | None = None) -> None:
     parser.add_argument("--cpu-seconds", type=int, required=True)
     parser.add_argument("--processes", type=int, required=True)
     parser.add_argument("--in-box", action="store_true", help="in a bubblewrap box")
+    parser.add_argument("--parent", type=int, help="the pid of the process that started this")
     parser.add_argument("uvicorn", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    apply(Limits(args.memory_mb, args.cpu_seconds, args.processes), in_box=args.in_box)
+    limits = Limits(args.memory_mb, args.cpu_seconds, args.processes)
+    apply(limits, parent=args.parent, in_box=args.in_box)
     sys.argv = ["uvicorn", *[arg for arg in args.uvicorn if arg != "--"]]
     runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
 
@@ -159,13 +162,16 @@ def _proc_entries() -> list[Path]:
         return []
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int | None) -> None:
     if not sys.platform.startswith("linux"):
         return
     PR_SET_PDEATHSIG = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the line above
+    # Did the parent die before the line above? Its pid tells, where given: a grader that is
+    # itself a container's init has pid 1.
+    orphaned = os.getppid() == 1 if parent is None else os.getppid() != parent
+    if orphaned:
         os._exit(1)
 
 
