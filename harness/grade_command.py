@@ -103,8 +103,8 @@ def add_command(commands: typing.Any) -> None:
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
-        "into a throwaway virtualenv, and run its app there (pip runs as you, unboxed: a "
-        "package built from source runs its code then)",
+        "into a throwaway virtualenv, and run its app there (wheels only: building a package "
+        "from source would run its code on the grader)",
     )
     command.add_argument(
         "--isolation",
@@ -279,8 +279,9 @@ def _reports(args: argparse.Namespace, name: str, *, batch: bool) -> dict[str, P
 
 
 def _unique_names(sources: list[str]) -> list[str]:
-    """Names for reports and the table: each source's name without its archive suffix, made
-    unique (``alice``, ``alice-2``) when two submissions share one."""
+    """Names for reports and the table: each source's name without its archive suffix (and
+    without control characters: a candidate chose it), made unique (``alice``, ``alice-2``) when
+    two submissions share one."""
     names: list[str] = []
     for source in sources:
         name = Path(source).resolve().name
@@ -288,6 +289,7 @@ def _unique_names(sources: list[str]) -> list[str]:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
+        name = one_line(name, limit=100) or "submission"
         unique, number = name, 1
         while unique in names:
             number += 1

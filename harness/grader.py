@@ -123,8 +123,9 @@ def grade(
         work = Path(folder)
         try:
             submission = prepare(source, work)
-        except SubmissionError as error:
-            return Outcome(name or Path(source).name, str(source), "not graded", str(error))
+        except SubmissionError as error:  # it may quote the submission's own names
+            reason = one_line(str(error))
+            return Outcome(name or Path(source).name, str(source), "not graded", reason)
         outcome = Outcome(
             name or submission.name, str(source), "not graded", digest=submission.digest
         )
@@ -133,7 +134,7 @@ def grade(
             python = _python_for(submission, work, options)
             _run(submission, work, options, python, outcome, reports or {}, echo, cancel)
         except dependencies.InstallError as error:
-            outcome.reason = str(error)
+            outcome.reason = one_line(str(error))  # it quotes what the submission declares
         outcome.wall_time = time.monotonic() - started
         return outcome
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -343,3 +344,20 @@ def processes_mentioning(folder: Path, *words: str) -> list[int]:
         if entry.name.isdigit() and all(word in cmdline for word in wanted):
             found.append(int(entry.name))
     return found
+
+
+def test_install_deps_installs_wheels_only(tmp_path: Path) -> None:
+    """Building a package from source runs its code, and pip runs as the grader, unboxed."""
+    ran = tmp_path / "ran"
+    source = tmp_path / "sdist" / "faultfirst_sdist-1.0"
+    source.mkdir(parents=True)
+    (source / "setup.py").write_text(f"open({str(ran)!r}, 'w').write('ran')\n")
+    archive = shutil.make_archive(str(source), "gztar", source.parent, source.name)
+    needy = starter_with(
+        tmp_path / "needy",
+        files={"requirements.txt": f"faultfirst_sdist @ {Path(archive).as_uri()}\n"},
+    )
+    outcome = faultfirst_grade(needy, *FEW, "--install-deps")
+    assert outcome.returncode == 3
+    assert "points at something pip would build: the grader installs wheels only" in outcome.stderr
+    assert not ran.exists()
