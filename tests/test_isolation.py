@@ -27,6 +27,7 @@ BOXES = [  # bubblewrap makes its boxes as root too, so both are tested where ro
 
 # An app that answers GET /look with what it can see of the machine.
 LOOKING_APP = """
+    import ctypes
     import os
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -45,6 +46,7 @@ LOOKING_APP = """
             "grader": _exists(@HARNESS@),
             "tmp_writable": os.access("/tmp", os.W_OK),
             "app_writable": os.access("/app", os.W_OK),
+            "own_user_namespace": ctypes.CDLL(None).unshare(0x10000000) == 0,  # CLONE_NEWUSER
         })
 
     async def healthz(request):
@@ -81,6 +83,8 @@ def test_a_boxed_app_sees_its_own_files_and_processes_only(tmp_path: Path, box: 
     assert seen["processes"] == ([2] if box == isolation.BOXED else [1, 2])
     assert seen["cwd"] == "/app" and not seen["grader"]
     assert seen["tmp_writable"] and not seen["app_writable"]
+    if box == isolation.NAMESPACES:
+        assert not seen["own_user_namespace"]  # bubblewrap's --disable-userns
     if box == isolation.BOXED:
         assert seen["uid"] in isolation.UIDS
         assert isolation.processes_of(seen["uid"]) == []  # nothing of it is left

@@ -178,6 +178,8 @@ def bwrap_command(folder: Path, python: str, limits: Limits, uvicorn: list[str])
     `sandbox` inside."""
     command = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     command += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if _bwrap_can_disable_userns():
+        command += ["--disable-userns"]  # no namespaces of its own to widen what it can do
     command += ["--size", str(TMP_MB * 2**20), "--tmpfs", "/tmp"]  # first: a venv may be in /tmp
     for name in SYSTEM_LINKS:
         if os.path.islink("/" + name):
@@ -189,6 +191,16 @@ def bwrap_command(folder: Path, python: str, limits: Limits, uvicorn: list[str])
     command += ["--ro-bind", str(SANDBOX), SANDBOX_IN_BOX, "--ro-bind", str(folder), "/app"]
     command += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/dev/shm", "--chdir", "/app"]
     return [*command, "--", python, SANDBOX_IN_BOX, *limits.arguments(), "--in-box", "--", *uvicorn]
+
+
+@functools.cache
+def _bwrap_can_disable_userns() -> bool:
+    """Whether this bubblewrap has ``--disable-userns`` (0.8 and later)."""
+    probe = ["bwrap", "--unshare-user", "--disable-userns", "--ro-bind", "/", "/", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=PROBE_TIMEOUT).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def descendants(pid: int) -> list[int]:
