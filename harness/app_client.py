@@ -24,7 +24,7 @@ import anyio
 import httpx
 
 from .grading.evidence import UserActivity
-from .launcher import SSL_CONTEXT
+from .hosting.launcher import SSL_CONTEXT
 
 # Longer than any answer in a scenario takes, by far; an app still silent then has hung.
 CLIENT_GIVES_UP = 10.0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from . import __version__, export, grade_command
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
-from .launcher import AppDidNotStart, AppProcess
-from .server import ServerError
+from .hosting.launcher import AppDidNotStart, AppProcess
+from .hosting.server import ServerError
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:
@@ -87,7 +87,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _fake_llm(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    fake = FakeLLM(models=models, seed=args.seed, profile=args.profile, api_key=args.api_key, port=args.port)
+    fake = FakeLLM(
+        models=models,
+        seed=args.seed,
+        profile=args.profile,
+        api_key=args.api_key,
+        port=args.port,
+        admin=True,  # the ledger and plan over HTTP, for the person running it
+    )
     try:
         fake.start()
     except ServerError as exc:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import harness
 
+from . import checkout
 from .grading.tasks import CORE_TASKS, parse_tasks
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ FILES = {
 JUNK = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", ".DS_Store"}
 JUNK_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
-COMMIT_MESSAGE = "faultfirst exercise"
+COMMIT_MESSAGE = checkout.COMMIT_MESSAGE
 CANDIDATE_ADDOPTS = "-p no:cacheprovider"
 # The workflow's line naming the tasks it grades, which the export rewrites to the chosen ones.
 WORKFLOW_TASKS = "TASKS: {}  # the tasks in your brief"

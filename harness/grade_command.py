@@ -2,7 +2,8 @@
 
 Exit status: 0 whatever the scores; 1 when a submission scored under ``--min-score``; 3 when a
 submission could not be graded at all (an unreadable archive, say: the others are still graded);
-2 when the grader itself cannot run (a wrong option, scenarios missing).
+2 when the grader itself cannot run (a wrong option, scenarios missing, or `--isolation required`
+where apps cannot be boxed).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import threading
 import typing
 from pathlib import Path
 
-from . import comparison, grader, sandbox
+from . import comparison, grader
+from .hosting import isolation, sandbox
+from .grading.sanitize import one_line
 from .grading.tasks import CORE_TASKS, parse_tasks
-from .sandbox import Limits
+from .hosting.sandbox import Limits
 from .submission import ARCHIVES
 
 EXIT_UNDER_MIN_SCORE = 1
@@ -32,12 +35,13 @@ def add_command(commands: typing.Any) -> None:
         "grade",
         help="grade submissions: folders, git checkouts, .zip or .tar.gz archives",
         description="Grade each SUBMISSION against the public and hidden scenarios of this "
-        "installation, its app in a child process with resource limits, and print the score "
+        "installation, its app in a child process with resource limits (and in a box of its "
+        "own where the machine allows: see --isolation), and print the score "
         "board (one submission) or a comparison table (several). Only a submission's "
         "exercise_app/ is used: its own scenarios, conftest.py and pytest settings are ignored.",
         epilog="Exit status: 0 whatever the scores; 1 if a submission scored under --min-score; "
         "3 if a submission could not be graded (the others still are); 2 if the grader cannot "
-        "run.",
+        "run, or --isolation required cannot be met.",
     )
     command.add_argument(
         "submissions",
@@ -99,7 +103,17 @@ def add_command(commands: typing.Any) -> None:
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
-        "into a throwaway virtualenv, and run its app there",
+        "into a throwaway virtualenv, and run its app there (wheels only: building a package "
+        "from source would run its code on the grader)",
+    )
+    command.add_argument(
+        "--isolation",
+        choices=isolation.CHOICES,
+        default="auto",
+        help="run each app in a box, seeing only its own files and processes (auto, the "
+        "default: where the machine allows it: as root on Linux, with a uid of its own and each "
+        "grade in a network of its own; as a normal user with bubblewrap; required: refuse to "
+        "grade, exit 2, where it does not; none: never)",
     )
     limits_group = command.add_argument_group("limits")
     limits_group.add_argument(
@@ -136,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         grader.check_installation()
+        grader.isolation_level(options)
     except (ValueError, grader.GraderError) as error:
         print(f"faultfirst grade: {error}", file=sys.stderr)
         return EXIT_GRADER_ERROR
@@ -171,6 +186,7 @@ def _options(args: argparse.Namespace) -> grader.Options:
         run_timeout=args.run_timeout,
         limits=Limits(**{option.field: getattr(args, option.flag) for option in sandbox.OPTIONS}),
         install_deps=args.install_deps,
+        isolation=args.isolation,
     )
 
 
@@ -188,6 +204,7 @@ def _grade_one(
     )
     if outcome.report is None:
         print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
+    _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
         print(f"{kind} report: {path}")
     return outcome
@@ -213,14 +230,31 @@ def _grade_batch(
         try:
             for future in concurrent.futures.as_completed(futures):
                 print(_progress(future.result()), flush=True)
+                _warn_of_changed_grader(future.result())
         except BaseException:  # Ctrl-C: stop every run now rather than after the batch
-            cancel.set()
+            cancel.set()  # each running grade kills its child within a second or so
+            for future in futures:
+                future.cancel()  # and those not started yet never start
             raise
     outcomes = [future.result() for future in futures]
     print()
     for line in comparison.table(outcomes):
         print(line)
     return outcomes
+
+
+def _warn_of_changed_grader(outcome: grader.Outcome) -> None:
+    """Say when a checkout changed the grader it was sent: its own CI score means nothing."""
+    changed = outcome.changed_grader
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        shown = one_line(", ".join(changed[:3]), limit=300) + more  # names the candidate chose
+        print(
+            f"faultfirst grade: warning: {outcome.name} changed the grader it was sent ({shown}), "
+            "so a CI score from its repository is not to be trusted; this grade used this "
+            "installation's grader and stands",
+            file=sys.stderr,
+        )
 
 
 def _progress(outcome: grader.Outcome) -> str:
@@ -234,7 +268,7 @@ def _progress(outcome: grader.Outcome) -> str:
 
 
 def _reports(args: argparse.Namespace, name: str, *, batch: bool) -> dict[str, Path]:
-    chosen = {kind: getattr(args, kind) for kind in grader.REPORT_OPTIONS}
+    chosen = {kind: getattr(args, kind) for kind in grader.REPORT_KINDS}
     if not batch:
         return {kind: path for kind, path in chosen.items() if path is not None}
     return {
@@ -245,8 +279,9 @@ def _reports(args: argparse.Namespace, name: str, *, batch: bool) -> dict[str, P
 
 
 def _unique_names(sources: list[str]) -> list[str]:
-    """Names for reports and the table: each source's name without its archive suffix, made
-    unique (``alice``, ``alice-2``) when two submissions share one."""
+    """Names for reports and the table: each source's name without its archive suffix (and
+    without control characters: a candidate chose it), made unique (``alice``, ``alice-2``) when
+    two submissions share one."""
     names: list[str] = []
     for source in sources:
         name = Path(source).resolve().name
@@ -254,6 +289,7 @@ def _unique_names(sources: list[str]) -> list[str]:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
+        name = one_line(name, limit=100) or "submission"
         unique, number = name, 1
         while unique in names:
             number += 1

@@ -4,9 +4,10 @@ A submission is taken apart first (`harness.submission`): only its ``exercise_ap
 work folder, so its own scenarios, conftest.py, pytest configuration and plugins are never seen.
 The child runs the scenarios that sit next to this module with plugin autoloading off and no
 configuration file of anybody's, so neither the submission nor whatever else is installed can
-change the score; the app runs in grandchildren that keep `sandbox.Limits`.
+change the score; the app runs in grandchildren that keep `sandbox.Limits`, boxed where the
+machine allows (`hosting.isolation`), and the grade comes back on a pipe (`grading.channel`).
 
-The child stops itself at the run's time limit and still writes its report (the scenarios not
+The child stops itself at the run's time limit and still sends its grade (the scenarios not
 reached are graded "not run"); the parent kills it only if it outlives that by a wide margin.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -26,8 +28,12 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import dependencies
-from .sandbox import Limits
+from . import checkout, dependencies
+from .hosting import isolation
+from .grading import channel
+from .grading.sanitize import clean, one_line
+from .hosting.launcher import PASSED_THROUGH
+from .hosting.sandbox import Limits
 from .submission import Submission, SubmissionError, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +44,18 @@ HIDDEN = SCENARIOS / "hidden"
 # installed beside faultfirst (pytest-randomly reordering scenarios, say) cannot touch a grade.
 PLUGINS = ("harness.plugin", "anyio.pytest_plugin", "_hypothesis_pytestplugin")
 
-# How long past its own time limit the child may take to write its report before it is killed.
+# How long past its own time limit the child may take to send its grade before it is killed.
 REPORT_GRACE = 60.0
+# How long the child's pipes are read once it has ended: all it wrote is there at once, unless
+# a process it left behind holds them open (an app's daemon, say), which must not hold the grade.
+DRAIN = 2.0
+# How long to wait for a child killed with SIGKILL to be gone.
+STOP_WAIT = 5.0
+# Characters of one line of the child's output: our lines are short; an app's text in a reason
+# is cut well before this already (`harness.grading.sanitize`).
+OUTPUT_LINE_LIMIT = 4000
 
-REPORT_OPTIONS = {
-    "json": "--grade-json",
-    "md": "--grade-md",
-    "html": "--grade-html",
-    "junit": "--junitxml",
-    "gradescope": "--grade-gradescope",
-}
+REPORT_KINDS = channel.KINDS
 SUFFIXES = {"json": ".json", "md": ".md", "html": ".html", "junit": ".xml", "gradescope": ".json"}
 
 
@@ -66,6 +74,7 @@ class Options:
     run_timeout: float = 600.0
     limits: Limits = field(default_factory=Limits)
     install_deps: bool = False
+    isolation: str = "auto"  # of `harness.hosting.isolation.CHOICES`
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Outcome:
     digest: str = ""
     output: str = ""  # what the grading run printed
     reports: dict[str, Path] = field(default_factory=dict)  # kind -> the file written
+    changed_grader: list[str] = field(default_factory=list)  # see `harness.checkout`
 
     @property
     def percentage(self) -> float:
@@ -113,18 +123,27 @@ def grade(
         work = Path(folder)
         try:
             submission = prepare(source, work)
-        except SubmissionError as error:
-            return Outcome(name or Path(source).name, str(source), "not graded", str(error))
+        except SubmissionError as error:  # it may quote the submission's own names
+            reason = one_line(str(error))
+            return Outcome(name or Path(source).name, str(source), "not graded", reason)
         outcome = Outcome(
             name or submission.name, str(source), "not graded", digest=submission.digest
         )
+        outcome.changed_grader = _changed_grader(submission.source)
         try:
             python = _python_for(submission, work, options)
             _run(submission, work, options, python, outcome, reports or {}, echo, cancel)
         except dependencies.InstallError as error:
-            outcome.reason = str(error)
+            outcome.reason = one_line(str(error))  # it quotes what the submission declares
         outcome.wall_time = time.monotonic() - started
         return outcome
+
+
+def _changed_grader(source: Path) -> list[str]:
+    if source.is_dir():
+        root = source.parent if source.name == "exercise_app" else source
+        return checkout.protected_changes(root)
+    return []
 
 
 def _python_for(submission: Submission, work: Path, options: Options) -> str:
@@ -143,25 +162,35 @@ def _run(
     echo: typing.Callable[[str], None] | None,
     cancel: threading.Event | None,
 ) -> None:
-    written = {kind: work / f"report-{kind}{SUFFIXES[kind]}" for kind in {"json", *reports}}
-    command = _command(submission, work, options, python, written, outcome.name)
+    kinds = ("json", *sorted(set(reports) - {"json"}))
+    command = _command(submission, work, options, python, kinds, outcome.name)
     limit = options.run_timeout + REPORT_GRACE
     cancel = cancel or threading.Event()
-    outcome.output, killed = _run_child(command, work, limit, echo, cancel)
-    if killed:
+    child = _run_child(command, work, limit, echo, cancel)
+    outcome.output = child.output
+    if child.returncode is None:
         outcome.reason = (
             "grading was cancelled"
             if cancel.is_set()
             else f"the grading run did not end within {limit:g}s, so it was killed"
         )
         return
-    if not written["json"].is_file():
+    if child.returncode < 0:
+        name = signal.Signals(-child.returncode).name
+        outcome.reason = f"the grading run was killed by {name} before it ended, so it has no grade"
+        return
+    if child.returncode != 0:
         outcome.reason = f"the grader could not run: {_last_line(outcome.output)}"
         return
-    report = json.loads(written["json"].read_text(encoding="utf-8"))
+    try:
+        texts = channel.receive(child.grade, kinds)
+    except channel.ChannelError as error:
+        outcome.reason = f"the grading run ended, but {error}: {_last_line(outcome.output)}"
+        return
+    report = json.loads(texts["json"])
     outcome.report, outcome.status = report, report["status"]
     for kind, destination in reports.items():
-        _deliver(written[kind], destination)
+        _deliver(texts[kind], destination)
         outcome.reports[kind] = destination
 
 
@@ -170,12 +199,12 @@ def _command(
     work: Path,
     options: Options,
     python: str,
-    written: dict[str, Path],
+    kinds: tuple[str, ...],
     label: str,
 ) -> list[str]:
     config = work / "pytest.ini"  # nobody's configuration: not the grader's, not the submission's
     config.write_text("[pytest]\n")
-    command = [sys.executable, "-m", "pytest", str(SCENARIOS)]
+    command = [*_network_prefix(options), sys.executable, "-m", "pytest", str(SCENARIOS)]
     if options.public_only:
         command += ["--ignore", str(HIDDEN)]
     for plugin in PLUGINS:
@@ -193,9 +222,48 @@ def _command(
     command += [f"--run-timeout={options.run_timeout:g}", f"--fault-seed={options.seed}"]
     if options.tasks is not None:
         command += ["--tasks", options.tasks]
-    for kind, path in written.items():
-        command += [REPORT_OPTIONS[kind], str(path)]
+    command += ["--app-isolation", _child_isolation(options)]
+    if _network_prefix(options):
+        command += ["--isolated-network"]
+    command += ["--grade-fd-reports", ",".join(kinds)]  # --grade-fd: added by _run_child
     return command
+
+
+def isolation_level(options: Options) -> isolation.Level:
+    """The isolation grades with `options` get here; `GraderError` if it is not the one required."""
+    if options.isolation == isolation.NONE:
+        return isolation.Level(isolation.NONE, "turned off (--isolation none)")
+    level = isolation.detect()
+    if options.isolation == "required" and not level.boxed:
+        raise GraderError(f"--isolation required, but {level.why_not}")
+    return level
+
+
+def _child_isolation(options: Options) -> str:
+    # Where boxes work, the child must use them, not fall back to none without a word.
+    if options.isolation == "auto" and isolation.detect().boxed:
+        return "required"
+    return options.isolation
+
+
+def _network_prefix(options: Options) -> list[str]:
+    """A network namespace of its own for the grading run, where apps are boxed: its apps then
+    reach its fake provider on loopback, and nothing else (util-linux's ``unshare``)."""
+    unshare = shutil.which("unshare")
+    root_boxes = isolation.detect().name == isolation.BOXED  # a normal user's cannot
+    if unshare is None or options.isolation == isolation.NONE or not root_boxes:
+        return []
+    return [unshare, "--net", "--"]
+
+
+@dataclass
+class _Child:
+    """How a grading run ended: what it printed, the grade it sent, its exit status (negative:
+    the signal that killed it; None: killed by us)."""
+
+    output: str
+    grade: bytes
+    returncode: int | None
 
 
 def _run_child(
@@ -204,32 +272,12 @@ def _run_child(
     timeout: float,
     echo: typing.Callable[[str], None] | None,
     cancel: threading.Event,
-) -> tuple[str, bool]:
-    """Run the grading child; its output, and whether it had to be killed (past `timeout`, or
-    when `cancel` was set)."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("PYTEST_") and name != "PYTHONPATH"
-    }
-    environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    environment["PYTHONPATH"] = str(ROOT)  # the child grades with this very harness
+) -> _Child:
+    """Run the grading child, reading its output and its grade as they come. It is killed past
+    `timeout`, when `cancel` is set, or on Ctrl-C (KeyboardInterrupt once it is gone)."""
     interrupted: list[int] = []
-    with _interrupts_noted(interrupted):  # Ctrl-C: the child goes, and its apps with it
-        process = subprocess.Popen(
-            command,
-            cwd=work,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=_read, args=(process, lines, echo), daemon=True)
-        reader.start()
+    with _interrupts_noted(interrupted), _Pipes(echo) as pipes:
+        process = pipes.start(command, cwd=work, env=_environment())
         deadline = time.monotonic() + timeout
         try:
             while (
@@ -238,16 +286,18 @@ def _run_child(
                 and not cancel.is_set()
                 and not interrupted
             ):
-                cancel.wait(0.1)
+                pipes.read(0.1)
         finally:
-            killed = process.poll() is None
-            if killed:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        reader.join()
+            returncode = process.poll()
+            if returncode is None:  # past its time, cancelled, or interrupted: it goes now
+                os.killpg(process.pid, signal.SIGKILL)  # not reaped yet: still its own group
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(STOP_WAIT)
+        if returncode is not None:
+            pipes.drain(DRAIN)
     if interrupted:
         raise KeyboardInterrupt
-    return "".join(lines), killed
+    return _Child(pipes.output(), pipes.grade(), returncode)
 
 
 @contextlib.contextmanager
@@ -273,27 +323,121 @@ def _interrupts_noted(interrupted: list[int]) -> typing.Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _read(
-    process: subprocess.Popen[str], lines: list[str], echo: typing.Callable[[str], None] | None
-) -> None:
-    assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        if echo is not None:
-            echo(line)
+def _environment() -> dict[str, str]:
+    """The grading run's environment: the few variables a Python needs, none of the grader's
+    own (tokens, credentials), which the apps it runs could otherwise read from it."""
+    environment = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    environment["PYTHONPATH"] = str(ROOT)  # the child grades with this very harness
+    return environment
 
 
-def _deliver(written: Path, destination: Path) -> None:
-    """Copy a report to where it was asked for. ``$GITHUB_STEP_SUMMARY`` collects what every step
+class _Pipes:
+    """The grading run's two pipes: its output (echoed line by line, control characters taken
+    out) and the grade channel (`harness.grading.channel`), read without threads so that no
+    read can block: a process holding a pipe open after the run ends holds up nothing."""
+
+    def __init__(self, echo: typing.Callable[[str], None] | None) -> None:
+        self._echo = echo
+        self._selector = selectors.DefaultSelector()
+        self._lines: list[str] = []
+        self._partial = b""
+        self._grade = bytearray()
+        self._grade_fd = -1
+        self._output_file: typing.IO[bytes] | None = None
+
+    def start(
+        self, command: list[str], *, cwd: Path, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:
+        grade_read, grade_write = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [*command, "--grade-fd", str(grade_write)],
+                cwd=cwd,
+                env=env,
+                pass_fds=(grade_write,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(grade_read)
+            raise
+        finally:
+            os.close(grade_write)
+        assert process.stdout is not None
+        self._output_file = process.stdout
+        for fd, into in ((process.stdout.fileno(), self._output), (grade_read, self._to_grade)):
+            os.set_blocking(fd, False)
+            self._selector.register(fd, selectors.EVENT_READ, into)
+        self._grade_fd = grade_read
+        return process
+
+    def read(self, timeout: float) -> None:
+        """Read what is there, waiting up to `timeout` seconds for something."""
+        for key, _ in self._selector.select(timeout):
+            try:
+                data = os.read(key.fd, 65536)
+            except BlockingIOError:
+                continue
+            if data:
+                key.data(data)
+            else:
+                self._close(key.fd)
+
+    def drain(self, timeout: float) -> None:
+        """Read until both pipes are closed, or for `timeout` seconds at most."""
+        deadline = time.monotonic() + timeout
+        while self._selector.get_map() and (left := deadline - time.monotonic()) > 0:
+            self.read(left)
+
+    def output(self) -> str:
+        if self._partial:
+            self._output(b"\n")
+        return "".join(self._lines)
+
+    def grade(self) -> bytes:
+        return bytes(self._grade)
+
+    def __enter__(self) -> _Pipes:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in list(self._selector.get_map()):
+            self._close(fd)
+        self._selector.close()
+
+    def _close(self, fd: int) -> None:
+        self._selector.unregister(fd)
+        if fd == self._grade_fd:
+            os.close(fd)
+        elif self._output_file is not None:
+            self._output_file.close()
+
+    def _output(self, data: bytes) -> None:
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for raw in lines:
+            line = clean(raw.decode(errors="replace"), limit=OUTPUT_LINE_LIMIT) + "\n"
+            self._lines.append(line)
+            if self._echo is not None:
+                self._echo(line)
+
+    def _to_grade(self, data: bytes) -> None:
+        self._grade += data
+        if len(self._grade) > channel.LIMIT:  # no grade: stop reading, let its writer fail
+            self._close(self._grade_fd)
+
+
+def _deliver(text: str, destination: Path) -> None:
+    """Write a report where it was asked for. ``$GITHUB_STEP_SUMMARY`` collects what every step
     of a job writes, so a report meant for it is appended, not put in its place."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    if str(destination) == os.environ.get("GITHUB_STEP_SUMMARY"):
-        with destination.open("a", encoding="utf-8") as summary:
-            summary.write(written.read_text(encoding="utf-8"))
-    else:
-        shutil.copyfile(written, destination)
+    mode = "a" if str(destination) == os.environ.get("GITHUB_STEP_SUMMARY") else "w"
+    with destination.open(mode, encoding="utf-8") as file:
+        file.write(text)
 
 
 def _last_line(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return lines[-1] if lines else "it printed nothing"
+    return one_line(lines[-1], limit=300) if lines else "it printed nothing"

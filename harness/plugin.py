@@ -13,7 +13,13 @@ writes the reports.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import typing
@@ -21,18 +27,22 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__, sandbox
+from . import __version__
+from .hosting import isolation, sandbox
 from .app_client import AppClient
-from .app_pool import MODES, AppPool, RunningApp
+from .hosting.app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
-from .grading import gradescope, html_report, marks, reports
+from .grading import channel, gradescope, html_report, marks, reports
 from .grading.evidence import UserActivity
+from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
 from .grading.tasks import CORE_TASKS, parse_tasks
-from .launcher import SCENARIO_SETTINGS, AppSettings, scenario_settings
-from .sandbox import Limits
+from .hosting.launcher import SCENARIO_SETTINGS, AppSettings, scenario_settings
+from .hosting.sandbox import Limits
 
+INSTALLATION = Path(__file__).resolve().parents[1]  # holds harness/, scenarios/, exercise_app/
 SESSION = pytest.StashKey[GradingSession]()
+CHANNEL = pytest.StashKey["_Channel"]()
 RUN_TIMER = pytest.StashKey[threading.Timer]()
 RUN = pytest.StashKey[ScenarioRun]()
 NEXT = pytest.StashKey["pytest.Item | None"]()
@@ -63,10 +73,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--app-mode",
-        choices=MODES,
-        default="thread",
-        help="run the app in a thread of the grader (thread, the default: fast) or in a child "
-        "process (subprocess: isolated, as `faultfirst grade` does)",
+        choices=("auto", *MODES),
+        default="auto",
+        help="run the app in a thread of the grader (thread: fast) or in a child process "
+        "(subprocess: isolated, as `faultfirst grade` does). auto, the default: thread for the "
+        "app in this installation's own folder, subprocess for any other, whose code must not "
+        "run inside the grader",
+    )
+    group.addoption(
+        "--app-isolation",
+        choices=isolation.CHOICES,
+        default="auto",
+        help="subprocess mode: run each app in a box of its own, seeing only its files and "
+        "processes (auto, the default: where the machine allows it, as root on Linux or with "
+        "bubblewrap; required: refuse to grade where it does not; none: never)",
+    )
+    group.addoption(
+        "--isolated-network",
+        action="store_true",
+        help="this run is in a network namespace of its own: bring its loopback up "
+        "(`faultfirst grade` runs it so)",
     )
     group.addoption(
         "--scenario-timeout",
@@ -114,8 +140,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--grade-html", metavar="PATH", help="write the grade as one HTML page, with timelines"
     )
     group.addoption("--grade-gradescope", metavar="PATH", help="write Gradescope's results.json")
+    group.addoption(
+        "--grade-fd",
+        type=int,
+        metavar="FD",
+        help="send the reports --grade-fd-reports names, as one JSON object, to this inherited "
+        "file descriptor at the end, and exit 0 once they are sent (how `faultfirst grade` gets "
+        "a grade back: through no file the app under test could find)",
+    )
+    group.addoption(
+        "--grade-fd-reports",
+        default="json",
+        metavar="LIST",
+        help=f"the reports --grade-fd sends, of {','.join(channel.KINDS)} (default: json)",
+    )
 
 
+@pytest.hookimpl(tryfirst=True)  # before --junitxml reads where to write (see _open_channel)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -129,21 +170,29 @@ def pytest_configure(config: pytest.Config) -> None:
         tasks = parse_tasks(config.getoption("tasks"))
     except ValueError as error:
         raise pytest.UsageError(f"--tasks: {error}") from None
+    if (fd := config.getoption("grade_fd")) is not None:
+        config.stash[CHANNEL] = _open_channel(config, fd)
     submission = _submission_folder(config)
-    mode = config.getoption("app_mode")
+    mode = _app_mode(config.getoption("app_mode"), submission)
     limits = Limits(
         **{option.field: config.getoption(f"app_{option.flag}") for option in sandbox.OPTIONS}
     )
     python = config.getoption("app_python")
+    level = _isolation(config, mode)
+    box = level.name if level.boxed else None
+    if config.getoption("isolated_network"):
+        isolation.bring_loopback_up()
     config.stash[SESSION] = GradingSession(
         submission=submission,
         tasks=tasks,
         seed=config.getoption("fault_seed"),
         app_mode=mode,
         time_limit=config.getoption("scenario_timeout"),
-        pool=lambda: AppPool(submission, mode, limits=limits, python=python),
+        pool=lambda: AppPool(submission, mode, limits=limits, python=python, box=box),
         label=config.getoption("submission_label"),
     )
+    network = "own" if config.getoption("isolated_network") else "shared"
+    config.stash[SESSION].grade.isolation = Isolation(level.name, network, level.why_not)
 
 
 def pytest_collection_modifyitems(
@@ -191,6 +240,7 @@ def pytest_terminal_summary(terminalreporter: typing.Any, config: pytest.Config)
         terminalreporter.write_line(line)
 
 
+@pytest.hookimpl(trylast=True)  # after --junitxml has written its file
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if (timer := config.stash.get(RUN_TIMER, None)) is not None:
@@ -210,6 +260,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         html_report.write_html(path, grade, started_at=started_at)
     if path := config.getoption("grade_gradescope"):
         gradescope.write_gradescope(path, grade)
+    if CHANNEL in config.stash:
+        to = config.stash[CHANNEL]
+        channel.send(to.fd, {kind: _report_text(kind, config, started_at) for kind in to.kinds})
+        session.exitstatus = pytest.ExitCode.OK  # the grade is sent: this run did its job
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -265,9 +319,69 @@ def client(app: RunningApp, request: pytest.FixtureRequest) -> AppClient:
 
 @pytest.fixture
 def question(request: pytest.FixtureRequest) -> str:
-    """A question about the papers that no other scenario asks."""
-    name = getattr(request.node, "originalname", request.node.name).removeprefix("test_")
-    return f"What do the papers say about latency? (asked by {name.replace('_', ' ')})"
+    """A question about the papers that no other scenario asks, naming it by an opaque id: the app
+    must not learn which scenario asks (a hidden one's name, say), nor carry its name out in its
+    answers. The id comes from the scenario's file and name, so it is the same every run, and
+    for a hidden scenario nobody without its file can work it out."""
+    name = getattr(request.node, "originalname", request.node.name)
+    source = Path(str(request.node.path)).read_bytes()
+    digest = hashlib.sha256(source + b"\0" + name.encode()).hexdigest()
+    return f"What do the papers say about latency? (question {digest[:10]})"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Channel:
+    fd: int
+    kinds: tuple[str, ...]
+
+
+def _open_channel(config: pytest.Config, fd: int) -> _Channel:
+    """Check --grade-fd and its reports; keep the descriptor from the apps this run starts."""
+    try:
+        kinds = channel.parse_kinds(config.getoption("grade_fd_reports"))
+        os.set_inheritable(fd, False)
+    except ValueError as error:
+        raise pytest.UsageError(f"--grade-fd-reports: {error}") from None
+    except OSError:
+        raise pytest.UsageError(f"--grade-fd: {fd} is not an open file descriptor") from None
+    if "junit" in kinds and not config.option.xmlpath:
+        folder = tempfile.mkdtemp(prefix="faultfirst-junit-")
+        config.add_cleanup(functools.partial(shutil.rmtree, folder, ignore_errors=True))
+        config.option.xmlpath = os.path.join(folder, "junit.xml")
+    return _Channel(fd, kinds)
+
+
+def _report_text(kind: str, config: pytest.Config, started_at: float) -> str:
+    grade = config.stash[SESSION].grade
+    if kind == "json":
+        return reports.json_text(grade, harness_version=__version__, started_at=started_at)
+    if kind == "md":
+        return reports.grade_markdown(grade)
+    if kind == "html":
+        return html_report.grade_html(grade, started_at=started_at)
+    if kind == "gradescope":
+        return gradescope.gradescope_text(grade)
+    return Path(config.option.xmlpath).read_text(encoding="utf-8")  # junit: pytest's own
+
+
+def _isolation(config: pytest.Config, mode: str) -> isolation.Level:
+    chosen = config.getoption("app_isolation")
+    if mode == "thread":
+        level = isolation.Level(isolation.NONE, "thread mode runs the app inside the grader")
+    elif chosen == isolation.NONE:
+        level = isolation.Level(isolation.NONE, "turned off (--app-isolation none)")
+    else:
+        level = isolation.detect()
+    if chosen == "required" and not level.boxed:
+        raise pytest.UsageError(f"--app-isolation required, but {level.why_not}")
+    return level
+
+
+def _app_mode(chosen: str, submission: Path) -> str:
+    """The mode `auto` stands for: a thread only for this installation's own app."""
+    if chosen != "auto":
+        return chosen
+    return "thread" if submission == INSTALLATION else "subprocess"
 
 
 def _submission_folder(config: pytest.Config) -> Path:

@@ -135,6 +135,7 @@ def prepare(
     root_real = os.path.realpath(root)
     budget = _Budget(limits, f"{PACKAGE}/ in {label}")
     _copy_package(package, folder / PACKAGE, root_real, budget, label)
+    _readable_by_all(folder)
     digest_, files = digest(folder / PACKAGE)
     declared = [] if package == root else _dependencies(package.parent, root_real, label)
     return Submission(name, path, folder, digest_, files, declared)
@@ -558,6 +559,14 @@ def _copy_folder(
                 f"{label}: {_shown(entry.path, root_real)} is not a regular file or folder: "
                 "remove it"
             )
+
+
+def _readable_by_all(folder: Path) -> None:
+    """Folders 0755, files 0644, whatever the umask: a boxed app runs as a uid of its own
+    (`harness.hosting.isolation`), and reads its copy as any user would."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _followed(path: Path, root_real: str, label: str, shown_from: Path) -> str:

@@ -9,7 +9,7 @@ import pytest
 from harness.app_client import AppClient
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import BREAKER, FAST_RETRIES, LATE, RELAY
 
 

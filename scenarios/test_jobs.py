@@ -14,7 +14,7 @@ from harness.checks.errors import is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import peak_concurrency
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import NOTICED_LEAVING, RELAY
 
 pytestmark = pytest.mark.anyio

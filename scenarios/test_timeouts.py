@@ -15,7 +15,7 @@ from harness.app_client import AppClient
 from harness.checks import deadlines as cut
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 
 pytestmark = pytest.mark.anyio
 

@@ -24,7 +24,7 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 def build_solution(destination: Path, *overlays: Path) -> Path:
     """Copy the starter into ``destination/exercise_app``, then each overlay's files over it, in
     order (a mutant goes after the reference it changes). Returns `destination`, a folder
-    `harness.launcher.AppProcess` can run."""
+    `harness.hosting.launcher.AppProcess` can run."""
     for overlay in overlays:
         if not (overlay / PACKAGE).is_dir():
             raise ValueError(f"overlay {overlay} has no {PACKAGE}/ folder")
@@ -38,7 +38,7 @@ def build_solution(destination: Path, *overlays: Path) -> Path:
 
 def build_mutant(destination: Path, mutant: Mutant) -> Path:
     """Build the reference into ``destination/exercise_app``, then apply `mutant`'s edits in
-    order. Returns `destination`, a folder `harness.launcher.AppProcess` can run.
+    order. Returns `destination`, a folder `harness.hosting.launcher.AppProcess` can run.
 
     An edit whose text to replace is not in its file exactly once raises `ValueError`: the
     reference has drifted from the mutant, which would otherwise build a wrong (or correct) app.

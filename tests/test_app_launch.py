@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.app_pool import AppPool
-from harness import app_thread
-from harness.app_thread import AppThread
-from harness.launcher import AppDidNotStart, AppProcess
+from harness.hosting.app_pool import AppPool
+from harness.hosting import app_thread
+from harness.hosting.app_thread import AppThread
+from harness.hosting.launcher import AppDidNotStart, AppProcess
 
 PROBE = "FAULTFIRST_TEST_PROBE"  # a setting nobody else uses
 SETTINGS = {PROBE: "on"}

@@ -25,7 +25,7 @@ import pytest
 
 from harness.fake_llm import Call, FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppProcess, scenario_settings
+from harness.hosting.launcher import AppProcess, scenario_settings
 from solutions import REFERENCE, build_solution
 
 pytestmark = pytest.mark.anyio

@@ -205,6 +205,25 @@ def test_the_bundle_is_a_git_repository_with_one_commit(bundle: tuple[Path, list
     assert set(git(folder, "ls-files").splitlines()) == {p.as_posix() for p in written}
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_the_workflow_grades_with_the_grader_the_bundle_was_sent_with(tmp_path: Path) -> None:
+    folder = tmp_path / "bundle"
+    export_candidate(folder, source=ROOT)
+    plugin = folder / "harness" / "plugin.py"
+    sent = plugin.read_text()
+    plugin.write_text(sent + "\n# every scenario passes now\n")
+    identity = ("-c", "user.name=candidate", "-c", "user.email=candidate@localhost")
+    git(folder, *identity, "commit", "-qam", "a pull request that changes the grader")
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step_script("Take the grader as it was sent")],
+        cwd=folder, env={**os.environ, "RUNNER_TEMP": str(runner_temp)}, check=True,
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert (runner_temp / "grader" / "harness" / "plugin.py").read_text() == sent
+
+
 def test_without_git_there_is_no_repository(tmp_path: Path) -> None:
     export_candidate(tmp_path / "out", source=ROOT, git=False)
     assert not (tmp_path / "out" / ".git").exists()
@@ -244,8 +263,13 @@ def workflow_text() -> str:
 
 def grade_script() -> str:
     """The shell script of the workflow's Grade step, dedented."""
+    return step_script("Grade")
+
+
+def step_script(name: str) -> str:
+    """The shell script of the workflow's step `name`, dedented."""
     lines = workflow_text().splitlines()
-    start = lines.index("      - name: Grade")
+    start = lines.index(f"      - name: {name}")
     run = next(i for i in range(start, len(lines)) if lines[i].strip() == "run: |")
     indent = len(lines[run + 1]) - len(lines[run + 1].lstrip())
     script = []
@@ -260,7 +284,8 @@ def test_the_workflow_grades_the_pull_request_and_keeps_the_reports() -> None:
     text = workflow_text()
     for needed in ("pull_request:", "workflow_dispatch:", "actions/checkout@v4",
                    "github.event.pull_request.head.sha", "actions/setup-python@v5",
-                   'python-version: "3.11"', "pip install -e .", "vars.FAULTFIRST_MIN_SCORE",
+                   'python-version: "3.11"', 'pip install -e "$RUNNER_TEMP/grader"',
+                   "fetch-depth: 0", "vars.FAULTFIRST_MIN_SCORE",
                    "actions/upload-artifact@v4", "if: always()"):  # fmt: skip
         assert needed in text, needed
     for report in ("faultfirst-report.html", "faultfirst-grade.json", "faultfirst-junit.xml"):

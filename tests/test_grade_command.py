@@ -13,57 +13,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import typing
 import zipfile
 from pathlib import Path
 
+import pytest
 from markdown_it import MarkdownIt
 
-from solutions import ROOT, STARTER
-
-FEW = ["--tasks", "fallback", "--public-only"]  # 3 quick scenarios
-STARTER_FALLBACK_PASSES = {"rejected_requests_do_not_fall_back"}
-
-
-def faultfirst_grade(
-    *arguments: str | Path, timeout: float = 240, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, arguments)]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env
-    )
-
-
-def starter_with(folder: Path, *, app_py: str = "", files: dict[str, str] | None = None) -> Path:
-    """A copy of the starter in `folder`, with `app_py` appended to exercise_app/app.py and
-    `files` (paths relative to `folder`) written."""
-    shutil.copytree(STARTER, folder / "exercise_app", ignore=shutil.ignore_patterns("__pycache__"))
-    if app_py:
-        with (folder / "exercise_app" / "app.py").open("a") as app:
-            app.write("\n" + textwrap.dedent(app_py))
-    for path, text in (files or {}).items():
-        (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(textwrap.dedent(text))
-    return folder
-
-
-def on_questions(statement: str) -> str:
-    """Code to append to the starter's app.py: it runs `statement` first on every request to
-    ``/api/`` (``asyncio`` and ``os`` imported), and then, if it returns, the starter."""
-    return f"""
-        import asyncio
-        import os
-
-        _starter = app
-
-        async def app(scope, receive, send):
-            if scope["type"] == "http" and scope["path"].startswith("/api/"):
-                {statement}
-            await _starter(scope, receive, send)
-    """
-
+from solutions import ROOT
+from submissions import FEW, STARTER_FALLBACK_PASSES, faultfirst_grade, on_questions, starter_with
 
 def graded(outcome: subprocess.CompletedProcess[str], report: Path) -> dict[str, typing.Any]:
     assert report.is_file(), f"no report:\n{outcome.stdout}\n{outcome.stderr}"
@@ -236,7 +195,8 @@ def test_a_batch_grades_in_parallel_and_a_broken_submission_does_not_stop_it(
             bundle.write(file, Path("bob-main") / file.relative_to(starter))
     corrupt = tmp_path / "carol.zip"
     corrupt.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
-    checkout = git_checkout(starter_with(tmp_path / "dave"))
+    checkout = git_checkout(starter_with(tmp_path / "dave", files={"harness/plugin.py": "sent"}))
+    (checkout / "harness" / "plugin.py").write_text("changed: every scenario passes")
     tables = ["--csv", tmp_path / "table.csv", "--table-json", tmp_path / "table.json"]
     submissions = [starter, archive, corrupt, checkout]
     outcome = faultfirst_grade(*submissions, *FEW, "-j", "2", *tables, "--md", tmp_path / "md")
@@ -254,6 +214,12 @@ def test_a_batch_grades_in_parallel_and_a_broken_submission_does_not_stop_it(
     assert written == ["alice.md", "bob.md", "dave.md"]
     for name in ("alice", "bob", "carol", "dave"):
         assert name in outcome.stdout  # the terminal table
+    warnings = [line for line in outcome.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "faultfirst grade: warning: dave changed the grader it was sent (harness/plugin.py), so a "
+        "CI score from its repository is not to be trusted; this grade used this installation's "
+        "grader and stands"
+    ]
 
 
 def test_min_score_fails_the_exit_status_only_under_it(tmp_path: Path) -> None:
@@ -294,9 +260,9 @@ def test_usage_errors_say_what_is_wrong_in_one_line(tmp_path: Path) -> None:
 
 
 def git_checkout(folder: Path) -> Path:
-    """`folder` made a git repository with everything committed."""
+    """`folder` made a candidate's git repository: everything committed as the bundle is."""
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(folder)]
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "solution"]):
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "faultfirst exercise"]):
         subprocess.run([*git, *command], check=True, capture_output=True, timeout=30)
     return folder
 
@@ -321,11 +287,18 @@ def tiny_wheel(folder: Path, name: str) -> Path:
     return wheel
 
 
-def test_ctrl_c_stops_the_grade_and_every_process_it_started(tmp_path: Path) -> None:
-    hanging = starter_with(tmp_path / "hanging", app_py=on_questions("await asyncio.sleep(3600)"))
+@pytest.mark.parametrize("submissions", [1, 3])
+def test_ctrl_c_stops_the_grade_and_every_process_it_started(
+    tmp_path: Path, submissions: int
+) -> None:
+    """One grade, or a batch of three two at a time (the third is never started)."""
+    hanging = [
+        starter_with(tmp_path / f"hanging-{n}", app_py=on_questions("await asyncio.sleep(3600)"))
+        for n in range(submissions)
+    ]
     work = tmp_path / "work"  # the grade's work folders go here, and so its apps' command lines
     work.mkdir()
-    command = [sys.executable, "-m", "harness.cli", "grade", str(hanging), *FEW]
+    command = [sys.executable, "-m", "harness.cli", "grade", *map(str, hanging), *FEW, "-j", "2"]
     grading = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -336,19 +309,27 @@ def test_ctrl_c_stops_the_grade_and_every_process_it_started(tmp_path: Path) -> 
     )
     try:
         deadline = time.monotonic() + 30
-        while not processes_mentioning(work, "harness.sandbox") and time.monotonic() < deadline:
+        while not processes_mentioning(work, APP) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert processes_mentioning(work, "harness.sandbox"), "no app was started"
+        assert processes_mentioning(work, APP), "no app was started"
         grading.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
         _, errors = grading.communicate(timeout=30)
+        took = time.monotonic() - interrupted
     finally:
         grading.kill()
     assert grading.returncode == 130
+    # A tenth of a second to notice, a SIGKILL and its wait: well under a second on an idle
+    # machine; 10 s allows for a loaded one, and is far from a wait with no end.
+    assert took < 10, f"Ctrl-C took {took:.1f}s to stop the grade"
     assert errors.strip().splitlines() == ["faultfirst grade: interrupted; no report was written"]
     deadline = time.monotonic() + 5  # the apps die with the grading child: at once, not at exit
     while processes_mentioning(work) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_mentioning(work) == []
+
+
+APP = "exercise_app.app:app"  # in the command line of an app, boxed or not
 
 
 def processes_mentioning(folder: Path, *words: str) -> list[int]:
@@ -363,3 +344,20 @@ def processes_mentioning(folder: Path, *words: str) -> list[int]:
         if entry.name.isdigit() and all(word in cmdline for word in wanted):
             found.append(int(entry.name))
     return found
+
+
+def test_install_deps_installs_wheels_only(tmp_path: Path) -> None:
+    """Building a package from source runs its code, and pip runs as the grader, unboxed."""
+    ran = tmp_path / "ran"
+    source = tmp_path / "sdist" / "faultfirst_sdist-1.0"
+    source.mkdir(parents=True)
+    (source / "setup.py").write_text(f"open({str(ran)!r}, 'w').write('ran')\n")
+    archive = shutil.make_archive(str(source), "gztar", source.parent, source.name)
+    needy = starter_with(
+        tmp_path / "needy",
+        files={"requirements.txt": f"faultfirst_sdist @ {Path(archive).as_uri()}\n"},
+    )
+    outcome = faultfirst_grade(needy, *FEW, "--install-deps")
+    assert outcome.returncode == 3
+    assert "points at something pip would build: the grader installs wheels only" in outcome.stderr
+    assert not ran.exists()

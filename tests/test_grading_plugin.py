@@ -8,7 +8,10 @@ that stop at collection or print --help run in-process: they start nothing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 import typing
 import xml.etree.ElementTree as ET
@@ -23,7 +26,8 @@ pytest_plugins = ["pytester"]
 
 # hypothesis's pytest plugin costs each run over a second (pytest rewrites the asserts of every
 # hypothesis module, and an in-process run imports them afresh); no scenario here uses it.
-QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+# Thread mode, fast, unless a test asks for another: these submissions are our own.
+QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--app-mode", "thread")
 
 STARTER = Path(__file__).resolve().parents[1] / "exercise_app"
 
@@ -387,7 +391,9 @@ def test_an_app_that_cannot_import_did_not_start_in_any_scenario(
     scenarios(pytester, PASSING, FAILING, FALLBACK)
     folder = submission(pytester, FAILING_APP)
     report = pytester.path / "grade.json"
-    result = grade(pytester, folder, "--app-mode", mode, "--grade-json", str(report))
+    # Unboxed, so that the app can note its imports in its folder (a boxed one cannot write there).
+    unboxed = ("--app-isolation", "none")
+    result = grade(pytester, folder, "--app-mode", mode, *unboxed, "--grade-json", str(report))
     result.assert_outcomes(errors=3)
     lines = board(result)
     assert "The app could not be graded: it never started (see below)." in lines
@@ -582,6 +588,75 @@ def test_junit_xml_testcases_carry_the_scenarios_properties(pytester: pytest.Pyt
     }
 
 
+# -- 5b. untrusted folders, and the grade's channel ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("asked", "used"), [((), "subprocess"), (("--app-mode", "thread"), "thread")]
+)
+def test_another_folder_is_run_in_a_child_process_unless_thread_mode_is_asked_for(
+    pytester: pytest.Pytester, asked: tuple[str, ...], used: str
+) -> None:
+    scenarios(pytester, PASSING)
+    report = pytester.path / "grade.json"
+    result = pytester.runpytest_subprocess(
+        *QUICK[:4], "--submission", str(submission(pytester)), *asked, "--grade-json", str(report)
+    )
+    result.assert_outcomes(passed=1)
+    assert load_json(report)["app_mode"] == used
+
+
+def run_with_channel(pytester: pytest.Pytester, *args: str) -> tuple[int, bytes, str]:
+    """Run the scenarios with ``--grade-fd``: the exit status, what came through, the output."""
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "pytest", *QUICK, "--grade-fd", str(write_end), *args]
+    with os.fdopen(read_end, "rb") as channel:
+        process = subprocess.Popen(
+            command, cwd=pytester.path, pass_fds=(write_end,), stdout=subprocess.PIPE, env={
+                **os.environ, "TMPDIR": str(pytester.path / "tmp")
+            },
+        )
+        os.close(write_end)
+        sent = channel.read()
+        output = process.communicate(timeout=60)[0].decode()
+    return process.returncode, sent, output
+
+
+def test_the_grade_goes_through_the_channel_and_the_run_exits_0_once_it_is_sent(
+    pytester: pytest.Pytester,
+) -> None:
+    scenarios(pytester, PASSING, FAILING)
+    (pytester.path / "tmp").mkdir()
+    status, sent, output = run_with_channel(
+        pytester, "--submission", str(submission(pytester)), "--grade-fd-reports", "json,md,junit"
+    )
+    assert status == 0, output  # though a scenario failed: the run did its job
+    reports_sent = json.loads(sent)
+    assert sorted(reports_sent) == ["json", "junit", "md"]
+    assert json.loads(reports_sent["json"])["score"]["earned"] == 2
+    assert reports_sent["md"].startswith("## faultfirst: 2 / 5 points")
+    assert ET.fromstring(reports_sent["junit"]).tag == "testsuites"
+    assert list((pytester.path / "tmp").iterdir()) == []  # the JUnit file's folder is gone
+
+
+def test_isolation_required_in_thread_mode_is_refused(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING)
+    result = pytester.runpytest(*QUICK, "--app-isolation", "required")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--app-isolation required, but thread mode runs the app inside the grader*"]
+    )
+
+
+def test_a_run_that_cannot_send_its_grade_is_told_so(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING)
+    result = pytester.runpytest(*QUICK, "--grade-fd", "987")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--grade-fd: 987 is not an open file descriptor*"])
+    result = pytester.runpytest(*QUICK, "--grade-fd", "2", "--grade-fd-reports", "json,pdf")
+    result.stderr.fnmatch_lines(["*--grade-fd-reports: unknown report 'pdf'*"])
+
+
 # -- 6. --help ------------------------------------------------------------------------------------
 
 
@@ -592,7 +667,8 @@ def test_help_documents_the_grading_options(pytester: pytest.Pytester) -> None:
             "faultfirst: grade LLM apps under injected faults:",
             "*--submission=DIR*the app to grade*",
             "*--tasks=LIST*comma-separated tasks to grade*",
-            "*--app-mode={thread,subprocess}*",
+            "*--app-mode={auto,thread,subprocess}*",
+            "*--app-isolation={auto,required,none}*",
             "*--scenario-timeout=SECONDS*",
             "*--grade-json=PATH*write the grade as JSON*",
             "*--grade-md=PATH*write the grade as Markdown*",

@@ -207,6 +207,7 @@ def test_the_header_has_the_totals_and_the_run() -> None:
         "started": "2023-11-14 22:13:20 UTC",
         "seed": "7",
         "app mode": "subprocess",
+        "isolation": "none",
         "duration": "12.3 s",
         "tokens billed": "54",
         "read by nobody": "30",

@@ -1,5 +1,6 @@
-"""The limits an app under test keeps (`harness.sandbox`), seen from the `AppProcess` that starts
-it: set in the child, said in one line when broken, and nothing left running after a stop."""
+"""The limits an app under test keeps (`harness.hosting.sandbox`), seen from the `AppProcess` that
+starts it: set in the child, said in one line when broken, and nothing left running after a
+stop."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.launcher import AppDidNotStart, AppProcess
-from harness.sandbox import Limits, session_members
+from harness.hosting.launcher import AppDidNotStart, AppProcess
+from harness.hosting.sandbox import Limits, session_members
 
 APP = """
     from starlette.applications import Starlette

@@ -9,7 +9,7 @@ import pytest
 
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.server import ServerError
+from harness.hosting.server import ServerError
 
 
 def test_serves_on_loopback_with_a_free_port() -> None:

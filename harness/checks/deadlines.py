@@ -24,7 +24,7 @@ import anyio
 
 from ..app_client import AppClient, Reply, StreamReply, excerpt
 from ..fake_llm import Call, FakeLLM
-from ..launcher import AppSettings
+from ..hosting.launcher import AppSettings
 from ..timing import CLOCK_SLACK, DEADLINE_MARGIN, LATE, NOTICED_LEAVING
 from .errors import ERROR_SHAPE, is_error
 
@@ -110,8 +110,9 @@ def calls_for(fake_llm: FakeLLM, question: str) -> list[Call]:
 # nothing is cut off early, counted from the model's side. The app's deadline starts earlier, when
 # it has the request, so the rest (0.4 of it: 0.24-0.4 s) covers the moment a loaded machine takes
 # between the two: at 0.75, a stall of 0.3 s there on a loaded two-core machine made an app whose
-# deadline was right cut off a stream this check counted as in time. It is still beyond what an app that gives an attempt a share
-# of the deadline (a third, a half) allows it, whatever the lag: that share starts before the call.
+# deadline was right cut off a stream this check counted as in time. It is still beyond what an
+# app that gives an attempt a share of the deadline (a third, a half) allows it, whatever the lag:
+# that share starts before the call.
 IN_TIME = 0.6
 
 

@@ -1,9 +1,10 @@
-"""The fake provider's HTTP surface: OpenAI's chat-completions API plus a hidden admin path.
+"""The fake provider's HTTP surface: OpenAI's chat-completions API, and an admin path for people.
 
 Requests are checked as a provider would (bad JSON → 400, unknown model → 404, both in the
 provider's error shape), recorded in the ledger, and answered by a `Playback` of the fault the
-plan picks. The admin path carries a random token, so an app under test cannot reach it by
-accident; `FakeLLM.admin_url` and the `fake-llm` command print it.
+plan picks. Only a fake made with ``admin=True`` (the `fake-llm` command's) has the admin path,
+under a random token that `FakeLLM.admin_url` and the command print; under the scenarios there
+is none, so an app under test can neither stumble on it nor look for it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from . import text, wire
 from .faults import Fault, FaultError
@@ -65,12 +66,14 @@ def build_app(fake: FakeLLM) -> Starlette:
         body["error"]["code"] = "unknown_url"  # as OpenAI says; not the table's "model_not_found"
         return JSONResponse(body, status_code=status)
 
+    routes: list[BaseRoute] = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+    ]
+    if fake.admin_token is not None:
+        routes.append(Mount(f"/_faultfirst/{fake.admin_token}", routes=_admin_routes(fake)))
     return Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Mount(f"/_faultfirst/{fake.admin_token}", routes=_admin_routes(fake)),
-        ],
+        routes=routes,
         exception_handlers={404: not_found, 405: not_found},
     )
 

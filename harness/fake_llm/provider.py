@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import typing
 
-from ..server import ServerThread
+from ..hosting.server import ServerThread
 from .app import build_app
 from .faults import Fault
 from .ledger import Call, Ledger
@@ -37,12 +37,15 @@ class FakeLLM:
         profile: str = "instant",
         api_key: str | None = None,
         port: int = 0,
+        admin: bool = False,
     ) -> None:
         self.plan = FaultPlan(models=models, seed=seed, profile=profile)
         self.ledger = Ledger()
         self.inflight = Inflight()
         self.api_key = api_key
-        self.admin_token = secrets.token_urlsafe(12)
+        # The admin routes (`admin_url`) are for `faultfirst fake-llm`, where a person drives the
+        # fake over HTTP; an app under test must have nothing to find, so graded runs go without.
+        self.admin_token = secrets.token_urlsafe(12) if admin else None
         self.app = build_app(self)
         # Idle connections are kept far longer than a client keeps them (httpx: 5 s), so a client
         # never sends a request on a connection the fake is closing at that very moment: such a
@@ -108,7 +111,10 @@ class FakeLLM:
 
     @property
     def admin_url(self) -> str:
-        """The ledger and plan over HTTP: ``GET {admin_url}/ledger``, ``POST {admin_url}/plan``."""
+        """The ledger and plan over HTTP: ``GET {admin_url}/ledger``, ``POST {admin_url}/plan``
+        (a fake made with ``admin=True`` only)."""
+        if self.admin_token is None:
+            raise RuntimeError("this fake has no admin routes: make it with FakeLLM(admin=True)")
         return f"{self.url}/_faultfirst/{self.admin_token}"
 
     def find_transport(self, client: typing.Any) -> typing.Any:

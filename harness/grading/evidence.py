@@ -11,6 +11,7 @@ import typing
 from dataclasses import dataclass, field
 
 from ..fake_llm import Call
+from .sanitize import one_line
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def evidence_from(calls: list[Call], started_at: float, users: UserActivity) -> 
         attempts.append(
             Attempt(
                 number=number,
-                model=call.model,
+                model=one_line(call.model, 40),  # the app names it
                 stream=call.stream,
                 fault=call.fault,
                 status=call.status,

@@ -67,6 +67,7 @@ def gradescope_results(grade: Grade) -> Json:
             "files": {"digest": grade.digest, "count": grade.files},
             "seed": grade.seed,
             "app_mode": grade.app_mode,
+            "isolation": grade.isolation.level,
         },
         "tests": tests,
     }
@@ -77,8 +78,13 @@ def write_gradescope(path: str | Path, grade: Grade) -> None:
     On Gradescope the path is ``/autograder/results/results.json``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(gradescope_results(grade), indent=2, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(gradescope_text(grade), encoding="utf-8")
+
+
+def gradescope_text(grade: Grade) -> str:
+    """`gradescope_results` as the text of the file."""
+    data = gradescope_results(grade)
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def _test(result: ScenarioResult, number: str) -> Json:

@@ -99,6 +99,7 @@ def _header(grade: Grade, started_at: float | None) -> str:
     facts = [
         ("seed", str(grade.seed)),
         ("app mode", grade.app_mode),
+        ("isolation", grade.isolation.summary().removeprefix("isolation: ")),
         ("duration", f"{grade.duration:.1f} s"),
     ]
     if started_at is not None:

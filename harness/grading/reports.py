@@ -20,6 +20,7 @@ from pathlib import Path
 from .. import __version__
 from .evidence import timeline
 from .results import Grade, ScenarioResult, Status, TaskScore
+from .sanitize import markdown
 from .tasks import TASKS
 
 SCHEMA = "faultfirst-grade"
@@ -49,6 +50,7 @@ def grade_json(
         "files": {"digest": grade.digest, "count": grade.files},
         "seed": grade.seed,
         "app_mode": grade.app_mode,
+        "isolation": dataclasses.asdict(grade.isolation),
         "started_at": _iso_utc(started_at),
         "duration": round(grade.duration, 3),
         "status": grade.status,
@@ -67,9 +69,13 @@ def write_json(
     path: str | Path, grade: Grade, *, harness_version: str = __version__, started_at: float
 ) -> None:
     """Write `grade_json` to `path` (UTF-8, indented), creating its folder."""
+    _write(Path(path), json_text(grade, harness_version=harness_version, started_at=started_at))
+
+
+def json_text(grade: Grade, *, harness_version: str = __version__, started_at: float) -> str:
+    """`grade_json` as the text of the file."""
     data = grade_json(grade, harness_version=harness_version, started_at=started_at)
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _write(Path(path), text)
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def load_schema() -> Json:
@@ -161,6 +167,8 @@ def _head(grade: Grade) -> str:
         "",
         f"Submission {_inline(grade.submission)} · seed {grade.seed} · "
         f"app mode {_inline(grade.app_mode)} · {grade.duration:.1f}s",
+        "",
+        _inline(grade.isolation.summary()),
         "",
     ]
     if grade.status == "ungradable":
@@ -280,8 +288,9 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
 
 
 def _inline(text: str) -> str:
-    """`text` shown as it is, on one line, wherever Markdown formats text."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    """`text` shown as it is, on one line, wherever Markdown formats text, pinging nobody and
+    linking nowhere (`sanitize.markdown`)."""
+    return markdown(_MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split())))
 
 
 def _cell(text: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from .evidence import Evidence
 from .marks import Scenario
+from .sanitize import clean
 from .tasks import TASKS
 
 
@@ -32,6 +33,9 @@ class ScenarioResult:
     evidence: Evidence = field(default_factory=Evidence)
     duration: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.reason = clean(self.reason)  # it quotes what the app said or printed
+
     @property
     def earned(self) -> int:
         return self.scenario.points if self.status is Status.PASSED else 0
@@ -52,6 +56,24 @@ class TaskScore:
     bonus_possible: int
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """How the app was kept from the grader (`harness.hosting.isolation`), as the reports say it."""
+
+    level: str = "none"  # uid+namespaces (root), namespaces (bubblewrap), or none
+    network: str = "shared"  # own: the grading run had a network namespace of its own
+    note: str = ""  # at level none: why, and what to do
+
+    def summary(self) -> str:
+        """One line for people."""
+        if self.level == "none":
+            return f"isolation: none — {self.note}" if self.note else "isolation: none"
+        who = "as a user of its own" if self.level == "uid+namespaces" else "in a bubblewrap box"
+        seen = "its own files and processes"
+        seen += " and the fake provider" if self.network == "own" else "; the machine's network"
+        return f"isolation: {self.level} — the app ran {who}, seeing only {seen}"
+
+
 @dataclass
 class Grade:
     submission: str
@@ -62,6 +84,7 @@ class Grade:
     duration: float = 0.0
     digest: str = NO_FILES  # of the files graded, so a report names exactly what it graded
     files: int = 0
+    isolation: Isolation = field(default_factory=Isolation)
 
     def add(self, result: ScenarioResult) -> None:
         """Record a result. Of the cases of one parametrized scenario, the first that failed

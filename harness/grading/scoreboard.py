@@ -26,6 +26,7 @@ def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
         f"tokens billed by the fake provider: {grade.tokens_billed}, "
         f"read by nobody: {grade.tokens_unread}"
     )
+    lines.append(grade.isolation.summary())
     for result in grade.failures():
         lines.append("")
         lines += describe(result, evidence=evidence)

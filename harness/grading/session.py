@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..app_pool import AppPool, RunningApp
+from ..hosting.app_pool import AppPool, RunningApp
 from ..fake_llm import FakeLLM
-from ..launcher import AppDidNotStart
+from ..hosting.launcher import AppDidNotStart
 from ..submission import PACKAGE, digest
 from . import marks
 from .evidence import UserActivity, evidence_from

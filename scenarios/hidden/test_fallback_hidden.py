@@ -12,7 +12,7 @@ from harness.app_client import AppClient
 from harness.checks.deadlines import Span
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import BREAKER, FAST_RETRIES, LATE
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from harness.checks import jobs
 from harness.checks import metadata as meta
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import CLOCK_SLACK, FAST_RETRIES, RELAY
 
 pytestmark = pytest.mark.anyio

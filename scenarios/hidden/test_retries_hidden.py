@@ -22,7 +22,7 @@ from harness.checks.deadlines import Span, expect_by_deadline
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import CLOCK_SLACK, FAST_RETRIES, LATE
 
 pytestmark = pytest.mark.anyio

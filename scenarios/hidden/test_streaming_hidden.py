@@ -11,7 +11,7 @@ from harness.app_client import AppClient, StreamReply
 from harness.checks.deadlines import Span, expect_by_deadline
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import FAST_RETRIES
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ from harness.checks import cards
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import FAST_RETRIES
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from harness.checks import deadlines as cut
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.launcher import AppSettings
+from harness.hosting.launcher import AppSettings
 from harness.timing import CLOCK_SLACK, DEADLINE_MARGIN, LATE
 
 pytestmark = pytest.mark.anyio

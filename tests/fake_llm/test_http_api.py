@@ -164,13 +164,27 @@ async def test_without_an_api_key_any_or_no_authorization_is_accepted(fake_llm: 
 # -- the admin API ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def admin_fake() -> typing.Iterator[FakeLLM]:
+    with FakeLLM(admin=True) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(admin_fake: FakeLLM) -> typing.Iterator[FakeLLM]:
+    """A fake with the admin routes, as `faultfirst fake-llm` serves (the scenarios' has none)."""
+    admin_fake.reset()
+    yield admin_fake
+    admin_fake.reset()
+
+
 def admin(fake: FakeLLM) -> httpx.AsyncClient:
     return loopback_client(fake.admin_url)
 
 
-async def test_admin_index_reports_the_plan(fake_llm: FakeLLM) -> None:
-    fake_llm.script(f.error(503), f.error(503))
-    async with admin(fake_llm) as http:
+async def test_admin_index_reports_the_plan(fake: FakeLLM) -> None:
+    fake.script(f.error(503), f.error(503))
+    async with admin(fake) as http:
         response = await http.get("/")
     assert response.json() == {
         "models": [MODEL, OTHER_MODEL],
@@ -181,13 +195,13 @@ async def test_admin_index_reports_the_plan(fake_llm: FakeLLM) -> None:
     }
 
 
-async def test_admin_ledger_is_the_ledger_as_json_and_delete_clears_it(fake_llm: FakeLLM) -> None:
-    fake_llm.script(f.error(429, retry_after=0.5))
-    async with client(fake_llm) as api, admin(fake_llm) as http:
+async def test_admin_ledger_is_the_ledger_as_json_and_delete_clears_it(fake: FakeLLM) -> None:
+    fake.script(f.error(429, retry_after=0.5))
+    async with client(fake) as api, admin(fake) as http:
         await api.post("/chat/completions", json=chat())
         await api.post("/chat/completions", json=chat(model=OTHER_MODEL))
         listed = await http.get("/ledger")
-        python_view = fake_llm.ledger.to_json()
+        python_view = fake.ledger.to_json()
         deleted = await http.delete("/ledger")
         after = await http.get("/ledger")
 
@@ -199,20 +213,20 @@ async def test_admin_ledger_is_the_ledger_as_json_and_delete_clears_it(fake_llm:
     ]
     assert listed.json() == python_view  # the same data as the Python API's
     assert deleted.status_code == 204
-    assert after.json()["calls"] == [] and fake_llm.calls == []
+    assert after.json()["calls"] == [] and fake.calls == []
 
 
-async def test_admin_plan_sets_a_script_narrowed_to_a_model(fake_llm: FakeLLM) -> None:
+async def test_admin_plan_sets_a_script_narrowed_to_a_model(fake: FakeLLM) -> None:
     plan = {
         "script": [f.error(429, retry_after=0.2).to_dict(), {"kind": "length", "after_tokens": 3}],
         "model": OTHER_MODEL,
     }
-    async with admin(fake_llm) as http:
+    async with admin(fake) as http:
         response = await http.post("/plan", json=plan)
     assert response.status_code == 200
     assert response.json()["scripted_faults_left"] == 2
 
-    async with client(fake_llm) as api:
+    async with client(fake) as api:
         untouched = await api.post("/chat/completions", json=chat(model=MODEL))
         limited = await api.post("/chat/completions", json=chat(model=OTHER_MODEL))
         cut = await api.post("/chat/completions", json=chat(model=OTHER_MODEL))
@@ -223,14 +237,14 @@ async def test_admin_plan_sets_a_script_narrowed_to_a_model(fake_llm: FakeLLM) -
     assert cut.json()["usage"]["completion_tokens"] == 3
 
 
-async def test_admin_plan_sets_a_standing_rule_for_matching_prompts(fake_llm: FakeLLM) -> None:
-    async with admin(fake_llm) as http:
+async def test_admin_plan_sets_a_standing_rule_for_matching_prompts(fake: FakeLLM) -> None:
+    async with admin(fake) as http:
         response = await http.post(
             "/plan", json={"always": {"kind": "error", "status": 503}, "prompt_contains": "flaky"}
         )
     assert response.status_code == 200
 
-    async with client(fake_llm) as api:
+    async with client(fake) as api:
         statuses = [
             (await api.post("/chat/completions", json=chat(prompt))).status_code
             for prompt in ("a flaky one", "a fine one", "flaky again")
@@ -238,13 +252,13 @@ async def test_admin_plan_sets_a_standing_rule_for_matching_prompts(fake_llm: Fa
     assert statuses == [503, 200, 503]
 
 
-async def test_admin_plan_sets_a_profile_and_seed(fake_llm: FakeLLM) -> None:
-    async with admin(fake_llm) as http:
+async def test_admin_plan_sets_a_profile_and_seed(fake: FakeLLM) -> None:
+    async with admin(fake) as http:
         response = await http.post("/plan", json={"profile": "outage", "seed": 42})
     assert response.status_code == 200
     assert (response.json()["profile"], response.json()["seed"]) == ("outage", 42)
-    assert (fake_llm.plan.profile, fake_llm.plan.seed) == ("outage", 42)
-    async with client(fake_llm) as api:
+    assert (fake.plan.profile, fake.plan.seed) == ("outage", 42)
+    async with client(fake) as api:
         assert (await api.post("/chat/completions", json=chat(model=MODEL))).status_code == 503
 
 
@@ -275,17 +289,17 @@ async def test_admin_plan_sets_a_profile_and_seed(fake_llm: FakeLLM) -> None:
     ],
 )
 async def test_admin_plan_that_makes_no_sense_is_a_400_with_the_reason(
-    fake_llm: FakeLLM, plan: typing.Any, reason: str
+    fake: FakeLLM, plan: typing.Any, reason: str
 ) -> None:
-    async with admin(fake_llm) as http:
+    async with admin(fake) as http:
         response = await http.post("/plan", json=plan)
     assert response.status_code == 400
     assert reason in response.json()["error"]
-    assert fake_llm.plan.remaining() == 0 and fake_llm.plan.profile == "instant"
+    assert fake.plan.remaining() == 0 and fake.plan.profile == "instant"
 
 
-async def test_admin_plan_that_is_not_json_is_a_400(fake_llm: FakeLLM) -> None:
-    async with admin(fake_llm) as http:
+async def test_admin_plan_that_is_not_json_is_a_400(fake: FakeLLM) -> None:
+    async with admin(fake) as http:
         response = await http.post("/plan", content=b"script: [503]")
     assert response.status_code == 400
     assert "Expecting value" in response.json()["error"]
@@ -294,16 +308,27 @@ async def test_admin_plan_that_is_not_json_is_a_400(fake_llm: FakeLLM) -> None:
 @pytest.mark.parametrize(
     "path", ["/_faultfirst/ledger", "/_faultfirst/", "/_faultfirst/not-the-token/ledger", "/ledger"]
 )
-async def test_admin_paths_without_the_token_are_not_found(fake_llm: FakeLLM, path: str) -> None:
-    async with loopback_client(fake_llm.url) as http:
+async def test_admin_paths_without_the_token_are_not_found(fake: FakeLLM, path: str) -> None:
+    async with loopback_client(fake.url) as http:
         response = await http.get(path)
         deleted = await http.delete(path)
     assert_provider_error(response, 404, "Unknown request URL")
     assert deleted.status_code in (404, 405)
-    assert len(fake_llm.admin_token) >= 16  # not guessable by accident
+    assert len(fake.admin_token) >= 16  # not guessable by accident
 
 
-async def test_admin_token_differs_between_fakes(fake_llm: FakeLLM) -> None:
-    other = FakeLLM()  # not started: the token is chosen when the fake is made
-    assert other.admin_token != fake_llm.admin_token
-    assert fake_llm.admin_url == f"{fake_llm.url}/_faultfirst/{fake_llm.admin_token}"
+async def test_admin_token_differs_between_fakes(fake: FakeLLM) -> None:
+    other = FakeLLM(admin=True)  # not started: the token is chosen when the fake is made
+    assert other.admin_token != fake.admin_token
+    assert fake.admin_url == f"{fake.url}/_faultfirst/{fake.admin_token}"
+
+
+async def test_the_scenarios_fake_has_no_admin_routes(fake_llm: FakeLLM) -> None:
+    assert fake_llm.admin_token is None
+    with pytest.raises(RuntimeError, match="no admin routes"):
+        fake_llm.admin_url
+    async with loopback_client(fake_llm.url) as http:
+        index = await http.get("/_faultfirst/")
+        plan = await http.post("/_faultfirst/plan", json={"profile": "instant"})
+    assert_provider_error(index, 404, "Unknown request URL")
+    assert plan.status_code in (404, 405)

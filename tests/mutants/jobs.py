@@ -288,12 +288,7 @@ BATCH_ANSWERED_WHOLE_WHEN_QUICK = Mutant(
         ),
     ),
     breaks=("jobs.accepted",),
-    expected_failures=frozenset(
-        {
-            "a_batch_is_taken_at_once_and_answered_later",
-            "other_questions_do_not_wait_for_a_batch",
-        }
-    ),
+    expected_failures=frozenset({"a_batch_is_taken_at_once_and_answered_later"}),
     reaches=ONLY_JOBS,
     from_brief=True,
 )

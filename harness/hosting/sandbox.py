@@ -1,12 +1,12 @@
 """Limits on what the app under test may take of the machine, and the child process that keeps them.
 
 `faultfirst grade` runs code it has never seen. The app's child process starts here
-(``python -m harness.sandbox [limits] -- [uvicorn arguments]``), applies the limits to itself
-before it imports the submission, then runs uvicorn. A leak, a busy loop or a runaway spawner
+(``python -m harness.hosting.sandbox [limits] -- [uvicorn arguments]``), applies the limits to
+itself before it imports the submission, then runs uvicorn. A leak, a busy loop or a runaway spawner
 then ends that app, not the grader, and the grader can say which limit it hit.
 
-This is a fence against mistakes, not a security boundary: the app still runs as the grader's
-user. Grade code you distrust inside a container or a throwaway machine.
+These limits fence off mistakes. Keeping a hostile app from the grader is `isolation`'s job:
+where it can, the app runs boxed (`box`, which keeps the same limits), not here.
 """
 
 from __future__ import annotations
@@ -72,17 +72,22 @@ OPTIONS = (
 )
 
 
-def apply(limits: Limits) -> None:
+def apply(limits: Limits, *, parent: int | None = None, in_box: bool = False) -> None:
     """Apply `limits` to this process (and so to what it starts), and make it die with its
-    parent: an app must not outlive a grader that was killed."""
+    parent (`parent`, its pid: when not given, any parent but init): an app must not outlive a
+    grader that was killed. `in_box`: in a bubblewrap box,
+    which ends the app with the grader itself, and shows too few of the user's processes here
+    to set RLIMIT_NPROC from (the grader's watch keeps that limit alone)."""
     _set(resource.RLIMIT_AS, limits.memory_mb * MiB)
     # The soft limit sends SIGXCPU, which kills; the hard one, a little later, SIGKILL.
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
     _set(resource.RLIMIT_CORE, 0)
+    if in_box:
+        return
     # RLIMIT_NPROC counts every task of this user (root is exempt), so it is set above what the
     # user runs already; `session_members` catches what it cannot.
     _set(resource.RLIMIT_NPROC, _tasks_of(os.getuid()) + limits.processes + _THREAD_ROOM)
-    _die_with_parent()
+    _die_with_parent(parent)
 
 
 def session_members(session: int) -> list[int]:
@@ -116,15 +121,18 @@ def kill_session(session: int, wait: float = 1.0) -> None:
 
 
 def main(argv: typing.Sequence[str] | None = None) -> None:
-    """``python -m harness.sandbox --memory-mb N --cpu-seconds N --processes N -- ARGS``: apply
-    the limits, then run ``uvicorn ARGS`` in this process."""
-    parser = argparse.ArgumentParser(prog="python -m harness.sandbox")
+    """``python -m harness.hosting.sandbox --memory-mb N --cpu-seconds N --processes N -- ARGS``:
+    apply the limits, then run ``uvicorn ARGS`` in this process."""
+    parser = argparse.ArgumentParser(prog="python -m harness.hosting.sandbox")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
     parser.add_argument("--processes", type=int, required=True)
+    parser.add_argument("--in-box", action="store_true", help="in a bubblewrap box")
+    parser.add_argument("--parent", type=int, help="the pid of the process that started this")
     parser.add_argument("uvicorn", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    apply(Limits(args.memory_mb, args.cpu_seconds, args.processes))
+    limits = Limits(args.memory_mb, args.cpu_seconds, args.processes)
+    apply(limits, parent=args.parent, in_box=args.in_box)
     sys.argv = ["uvicorn", *[arg for arg in args.uvicorn if arg != "--"]]
     runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
 
@@ -154,13 +162,16 @@ def _proc_entries() -> list[Path]:
         return []
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int | None) -> None:
     if not sys.platform.startswith("linux"):
         return
     PR_SET_PDEATHSIG = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the line above
+    # Did the parent die before the line above? Its pid tells, where given: a grader that is
+    # itself a container's init has pid 1.
+    orphaned = os.getppid() == 1 if parent is None else os.getppid() != parent
+    if orphaned:
         os._exit(1)
 
 

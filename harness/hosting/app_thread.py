@@ -2,7 +2,7 @@
 
 Starting an app this way takes a few milliseconds instead of the few hundred a child process
 needs, so every scenario can have an app of its own. The price is isolation: the app shares the
-grader's interpreter, so `faultfirst grade` uses child processes (`harness.launcher.AppProcess`)
+grader's interpreter, so `faultfirst grade` uses child processes (`launcher.AppProcess`)
 for submissions it does not trust.
 
 Every start imports the submission afresh (its modules are dropped from ``sys.modules`` first), so

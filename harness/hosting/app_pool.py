@@ -35,8 +35,9 @@ class RunningApp(typing.Protocol):
 
 
 class AppPool:
-    """Apps of the submission in `folder`. In subprocess mode, each keeps `limits` and runs on
-    `python` (thread mode has neither: the app shares the grader's process)."""
+    """Apps of the submission in `folder`. In subprocess mode, each keeps `limits`, runs on
+    `python` and, if `box` names one (of `isolation`'s levels), in a box of its own (thread mode
+    has none of these: the app shares the grader's process)."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class AppPool:
         *,
         limits: Limits | None = None,
         python: str = sys.executable,
+        box: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown app mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -54,6 +56,7 @@ class AppPool:
         self.start_timeout = start_timeout
         self.limits = limits
         self.python = python
+        self.box = box
         self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
         self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
@@ -96,7 +99,9 @@ class AppPool:
         if self.mode == "thread":
             app = AppThread(self.folder, settings)
         else:
-            app = AppProcess(self.folder, settings, limits=self.limits, python=self.python)
+            app = AppProcess(
+                self.folder, settings, limits=self.limits, python=self.python, box=self.box
+            )
         try:
             app.start(self.start_timeout)
         except BaseException:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from . import sandbox
+from . import isolation, sandbox
 from .server import HOST
 
 APP = "exercise_app.app:app"
@@ -44,7 +44,8 @@ SCENARIO_SETTINGS = {
     "BREAKER_COOL_DOWN": "30.0",
 }
 
-_PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# What the app and the grading run keep of the environment they are started from: no more.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 # One for every loopback client of the harness. Plain HTTP never uses it, but httpx builds a
 # fresh context, parsing certifi's bundle, for each client not handed one (encode/httpx#3627):
@@ -61,9 +62,10 @@ class AppDidNotStart(RuntimeError):
 class AppProcess:
     """The app in `folder` (which holds the ``exercise_app`` package), served by uvicorn.
 
-    With `limits`, the child keeps them (`harness.sandbox`), and a watch stops the app as soon as
-    it has more processes than they allow. `python` is the interpreter to run it with (one with
-    the submission's own dependencies installed, say)."""
+    With `limits`, the child keeps them (`sandbox`), and a watch stops the app as soon as it has
+    more processes than they allow. `python` is the interpreter to run it with (one with
+    the submission's own dependencies installed, say). `box`: the kind of box it runs in, of
+    `isolation`'s levels (None: none)."""
 
     def __init__(
         self,
@@ -74,6 +76,7 @@ class AppProcess:
         port: int = 0,
         limits: sandbox.Limits | None = None,
         python: str = sys.executable,
+        box: str | None = None,
     ) -> None:
         self.folder = Path(folder).resolve()
         self.port = port
@@ -86,23 +89,27 @@ class AppProcess:
         self._log = tempfile.TemporaryFile()
         self._stopping = threading.Event()
         self._limit_hit: str | None = None
+        self.box = box
+        self._lease: isolation.Lease | None = None
+        if box is not None:
+            self.limits = limits or sandbox.Limits()
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the app and wait until ``GET /healthz`` answers, or raise `AppDidNotStart`."""
         if not (self.folder / self.app.split(".")[0]).is_dir():
             raise AppDidNotStart(f"{self.folder} has no {self.app.split('.')[0]}/ folder to run")
+        if self.box == isolation.BOXED:
+            try:
+                self._lease = isolation.Lease.take()
+            except (isolation.IsolationError, OSError) as error:
+                raise AppDidNotStart(f"the grader could not box the app: {error}") from None
         self._socket = socket.socket()
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((HOST, self.port))
         self._socket.listen(128)
         fd = self._socket.fileno()
-        command = [self.python, "-m", "uvicorn"]
-        if self.limits is not None:
-            command = [self.python, "-m", "harness.sandbox", *self.limits.arguments(), "--"]
-        command += [self.app, "--fd", str(fd), "--app-dir", str(self.folder)]
-        command += ["--no-access-log", "--log-level", "warning"]
         self._process = subprocess.Popen(
-            command,
+            self._command(fd),
             cwd=self.folder,
             env=self._environment(),
             pass_fds=(fd,),
@@ -131,6 +138,8 @@ class AppProcess:
         if self._process is not None:
             self._signal(signal.SIGKILL)  # what the app started and left running
             sandbox.kill_session(self._process.pid)
+        if self._lease is not None:
+            self._lease.release()  # its box is gone, and every process of its uid with it
         if self._socket is not None:
             self._socket.close()
         self._log.close()
@@ -170,8 +179,26 @@ class AppProcess:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _command(self, fd: int) -> list[str]:
+        uvicorn = [self.app, "--fd", str(fd), "--no-access-log", "--log-level", "warning"]
+        if self.box is not None:
+            assert self.limits is not None
+            uvicorn += ["--app-dir", "/app"]  # where a box shows the folder
+            if self._lease is None:
+                return isolation.bwrap_command(self.folder, self.python, self.limits, uvicorn)
+            return isolation.box_command(
+                self._lease, self.folder, self.python, self.limits, uvicorn
+            )
+        uvicorn += ["--app-dir", str(self.folder)]
+        if self.limits is None:
+            return [self.python, "-m", "uvicorn", *uvicorn]
+        limits = [*self.limits.arguments(), f"--parent={os.getpid()}"]
+        return [self.python, "-m", "harness.hosting.sandbox", *limits, "--", *uvicorn]
+
     def _environment(self) -> dict[str, str]:
-        env = {name: os.environ[name] for name in _PASSED_THROUGH if name in os.environ}
+        env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+        if self.box is not None:
+            env.update(HOME="/tmp", TMPDIR="/tmp")  # its only writable folder
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.settings)
         return env
@@ -192,6 +219,8 @@ class AppProcess:
     def _why_ended(self, code: int, *, starting: bool) -> str:
         if self._limit_hit is not None:
             return self._limit_hit
+        if self.box == isolation.NAMESPACES and 128 < code <= 128 + 64:
+            code = 128 - code  # bubblewrap ends with 128 + the signal that ended the app
         if code < 0:
             limits = self.limits or sandbox.Limits()
             when = "while starting" if starting else "during the scenario"
@@ -203,7 +232,7 @@ class AppProcess:
     def _watch_processes(self, limits: sandbox.Limits) -> None:
         assert self._process is not None
         while not self._stopping.wait(0.1) and self._process.poll() is None:
-            count = len(sandbox.session_members(self._process.pid))
+            count = len(self._processes())
             if count > limits.processes:
                 self._limit_hit = (
                     f"the app started more processes than the limit of {limits.processes} "
@@ -212,6 +241,16 @@ class AppProcess:
                 self._signal(signal.SIGKILL)
                 sandbox.kill_session(self._process.pid)
                 return
+
+    def _processes(self) -> list[int]:
+        """The app's processes: those of its uid in a root's box, those below bubblewrap's own
+        in a bubblewrap box, those of its session otherwise."""
+        assert self._process is not None
+        if self._lease is not None:
+            return isolation.processes_of(self._lease.uid)
+        if self.box is not None:
+            return isolation.descendants(self._process.pid)[1:]  # after bubblewrap's init
+        return sandbox.session_members(self._process.pid)
 
     def _signal(self, signum: int) -> None:
         assert self._process is not None

@@ -1,0 +1,151 @@
+"""`harness.hosting.isolation` and `box`: what an app in a box can see, and what it cannot."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness import cli
+from harness.hosting import isolation
+from harness.hosting.launcher import AppDidNotStart, AppProcess
+from harness.hosting.sandbox import Limits
+
+LEVEL = isolation.detect()
+boxed = pytest.mark.skipif(not LEVEL.boxed, reason=f"no boxes here: {LEVEL.why_not}")
+NO_ROOT_BOXES = LEVEL.name != isolation.BOXED
+NO_BUBBLEWRAP = shutil.which("bwrap") is None
+BOXES = [  # bubblewrap makes its boxes as root too, so both are tested where root is
+    pytest.param(isolation.BOXED, marks=pytest.mark.skipif(NO_ROOT_BOXES, reason="not root")),
+    pytest.param(isolation.NAMESPACES, marks=pytest.mark.skipif(NO_BUBBLEWRAP, reason="no bwrap")),
+]
+
+# An app that answers GET /look with what it can see of the machine.
+LOOKING_APP = """
+    import ctypes
+    import os
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def _exists(path):
+        return os.path.exists(path)
+
+    async def look(request):
+        return JSONResponse({
+            "uid": os.getuid(),
+            "pid": os.getpid(),
+            "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+            "root": sorted(os.listdir("/")),
+            "cwd": os.getcwd(),
+            "grader": _exists(@HARNESS@),
+            "tmp_writable": os.access("/tmp", os.W_OK),
+            "app_writable": os.access("/app", os.W_OK),
+            "own_user_namespace": ctypes.CDLL(None).unshare(0x10000000) == 0,  # CLONE_NEWUSER
+        })
+
+    async def healthz(request):
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/look", look), Route("/healthz", healthz)])
+"""
+
+
+def looking_app(folder: Path) -> Path:
+    package = folder / "exercise_app"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    harness = repr(str(Path(isolation.__file__).parents[1]))
+    (package / "app.py").write_text(textwrap.dedent(LOOKING_APP).replace("@HARNESS@", harness))
+    return folder
+
+
+def test_boxes_are_the_levels_but_none() -> None:
+    assert not isolation.Level(isolation.NONE, "boxes need root").boxed
+    assert isolation.Level(isolation.BOXED).boxed and isolation.Level(isolation.NAMESPACES).boxed
+
+
+
+
+@pytest.mark.parametrize("box", BOXES)
+def test_a_boxed_app_sees_its_own_files_and_processes_only(tmp_path: Path, box: str) -> None:
+    with AppProcess(looking_app(tmp_path / "app"), {}, box=box) as app:
+        seen = httpx.get(f"{app.url}/look", trust_env=False).json()
+        assert app._process is not None
+        inside = app._processes()
+        assert inside  # the grader sees the app's processes, to hold them to their limit
+    assert seen["pid"] == 2  # the box's init is 1 (hidden from it in a root's box)
+    assert seen["processes"] == ([2] if box == isolation.BOXED else [1, 2])
+    assert seen["cwd"] == "/app" and not seen["grader"]
+    assert seen["tmp_writable"] and not seen["app_writable"]
+    if box == isolation.NAMESPACES:
+        assert not seen["own_user_namespace"]  # bubblewrap's --disable-userns
+    if box == isolation.BOXED:
+        assert seen["uid"] in isolation.UIDS
+        assert isolation.processes_of(seen["uid"]) == []  # nothing of it is left
+
+
+@pytest.mark.skipif(NO_ROOT_BOXES, reason="not root")
+def test_two_apps_at_once_get_two_uids() -> None:
+    with isolation.Lease.take() as first, isolation.Lease.take() as second:
+        assert first.uid != second.uid
+    again = isolation.Lease.take()
+    again.release()
+
+
+@boxed
+def test_a_box_that_cannot_be_built_fails_the_start_in_one_line(tmp_path: Path) -> None:
+    folder = looking_app(tmp_path)
+    app = AppProcess(folder, {}, box=LEVEL.name, python="/nonexistent/python")
+    starting = r"^the app exited while starting: (faultfirst box|bwrap): "
+    with pytest.raises(AppDidNotStart, match=starting):
+        app.start(timeout=10)
+    app.stop()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or NO_ROOT_BOXES, reason="needs root, unshare")
+def test_loopback_comes_up_in_a_fresh_network_namespace() -> None:
+    code = (
+        "import socket; from harness.hosting import isolation; isolation.bring_loopback_up(); "
+        "s = socket.create_server(('127.0.0.1', 0)); "
+        "socket.create_connection(s.getsockname(), timeout=2); print('up')"
+    )
+    done = subprocess.run(
+        ["unshare", "--net", "--", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.stdout.strip() == "up", done.stderr
+
+
+def test_isolation_required_where_there_are_no_boxes_refuses_to_grade(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    none = isolation.Level(isolation.NONE, "boxes need root; grade as root")
+    monkeypatch.setattr(isolation, "detect", lambda: none)
+    assert cli.main(["grade", "--isolation", "required"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "faultfirst grade: --isolation required, but boxes need root; grade as root"
+    ]
+
+
+@pytest.mark.parametrize("box", BOXES)
+def test_a_boxed_app_keeps_its_limits_and_says_which_it_broke(tmp_path: Path, box: str) -> None:
+    spinning = looking_app(tmp_path / "spinning")
+    with (spinning / "exercise_app" / "app.py").open("a") as app:
+        app.write("\nwhile True:\n    pass\n")
+    with pytest.raises(AppDidNotStart, match=r"used more than 1s of CPU time \(a busy loop\?\)$"):
+        with AppProcess(spinning, {}, box=box, limits=Limits(cpu_seconds=1)):
+            pass
+    spawning = looking_app(tmp_path / "spawning")
+    with (spawning / "exercise_app" / "app.py").open("a") as app:
+        # More than the watch could miss: the app must not get as far as answering first.
+        app.write("\nimport subprocess\n")
+        app.write("_all = [subprocess.Popen(['sleep', '60']) for _ in range(1000)]\n")
+    with pytest.raises(AppDidNotStart, match=r"more processes than the limit of 5"):
+        with AppProcess(spawning, {}, box=box, limits=Limits(processes=5)):
+            pass
