@@ -204,7 +204,8 @@ def _command(
 ) -> list[str]:
     config = work / "pytest.ini"  # nobody's configuration: not the grader's, not the submission's
     config.write_text("[pytest]\n")
-    command = [*_network_prefix(options), sys.executable, "-m", "pytest", str(SCENARIOS)]
+    own_network = _network_prefix(options)
+    command = [*own_network, sys.executable, "-m", "pytest", str(SCENARIOS)]
     if options.public_only:
         command += ["--ignore", str(HIDDEN)]
     for plugin in PLUGINS:
@@ -223,7 +224,7 @@ def _command(
     if options.tasks is not None:
         command += ["--tasks", options.tasks]
     command += ["--app-isolation", _child_isolation(options)]
-    if _network_prefix(options):
+    if own_network:
         command += ["--isolated-network"]
     command += ["--grade-fd-reports", ",".join(kinds)]  # --grade-fd: added by _run_child
     return command

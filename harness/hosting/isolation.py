@@ -219,6 +219,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+@functools.cache  # the same for every app of a grade: worked out once, not at each start
 def readable(python: str) -> list[Path]:
     """What the app reads besides its own folder: the system, and the Python it runs on with
     its packages (a virtualenv's, and the grader's, which a ``--install-deps`` one adds)."""
