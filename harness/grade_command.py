@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import comparison, grader
 from .hosting import isolation, sandbox
+from .grading import lanes
 from .grading.sanitize import one_line
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .hosting.sandbox import Limits
@@ -100,6 +101,14 @@ def add_command(commands: typing.Any) -> None:
         help="grade N submissions at once (default: 1; each keeps about one core busy)",
     )
     command.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="scenarios at once in each grade, each with its own app "
+        f"(default: {lanes.AUTO_PER_CORE} per core, shared among the --jobs: "
+        f"{lanes.auto()} here at -j 1; 1: one at a time)",
+    )
+    command.add_argument(
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
@@ -176,6 +185,8 @@ def _options(args: argparse.Namespace) -> grader.Options:
         parse_tasks(args.tasks)  # raises ValueError naming an unknown task
     if args.jobs < 1:
         raise ValueError("--jobs must be 1 or more")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ValueError("--concurrency must be 1 or more")
     if args.min_score is not None and not 0 <= args.min_score <= 100:
         raise ValueError("--min-score is a percentage, from 0 to 100")
     return grader.Options(
@@ -187,6 +198,7 @@ def _options(args: argparse.Namespace) -> grader.Options:
         limits=Limits(**{option.field: getattr(args, option.flag) for option in sandbox.OPTIONS}),
         install_deps=args.install_deps,
         isolation=args.isolation,
+        concurrency=args.concurrency or max(1, lanes.auto() // args.jobs),
     )
 
 

@@ -75,6 +75,7 @@ class Options:
     limits: Limits = field(default_factory=Limits)
     install_deps: bool = False
     isolation: str = "auto"  # of `harness.hosting.isolation.CHOICES`
+    concurrency: int = 1  # scenarios at once in each grade (see `harness.grading.lanes`)
 
 
 @dataclass
@@ -220,6 +221,7 @@ def _command(
     ]
     command += [f"--app-processes={options.limits.processes}"]
     command += [f"--scenario-timeout={options.scenario_timeout:g}"]
+    command += [f"--concurrency={options.concurrency}"]
     command += [f"--run-timeout={options.run_timeout:g}", f"--fault-seed={options.seed}"]
     if options.tasks is not None:
         command += ["--tasks", options.tasks]

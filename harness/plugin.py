@@ -13,6 +13,7 @@ writes the reports.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import hashlib
@@ -32,7 +33,7 @@ from .hosting import isolation, sandbox
 from .app_client import AppClient
 from .hosting.app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
-from .grading import channel, gradescope, html_report, marks, reports
+from .grading import channel, gradescope, html_report, lanes, marks, reports
 from .grading.evidence import UserActivity
 from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
@@ -93,6 +94,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="this run is in a network namespace of its own: bring its loopback up "
         "(`faultfirst grade` runs it so)",
+    )
+    group.addoption(
+        "--concurrency",
+        type=_concurrency,
+        default="auto",
+        metavar="N",
+        help="run N scenarios at once, each with its own app and fake provider, in forked "
+        "copies of this run (auto, the default: "
+        f"{lanes.AUTO_PER_CORE} per core, {lanes.auto()} here; 1: one at a time, in this "
+        "process). Only where every test collected is a scenario",
     )
     group.addoption(
         "--scenario-timeout",
@@ -209,10 +220,25 @@ def pytest_collection_modifyitems(
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    grading = session.config.stash[SESSION]
-    grading.will_run(session.items)
-    if (seconds := session.config.getoption("run_timeout")) is not None:
-        session.config.stash[RUN_TIMER] = grading.limit_run(session, seconds)
+    session.config.stash[SESSION].will_run(session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Run the scenarios in lanes (`harness.grading.lanes`), or leave the loop to pytest."""
+    config = session.config
+    grading, seconds = config.stash[SESSION], config.getoption("run_timeout")
+    count = _lane_count(session)
+    if count < 2:
+        if seconds is not None:
+            config.stash[RUN_TIMER] = grading.limit_run(session, seconds)
+        return None
+    lanes.run(session, grading, count, run_limit=seconds, before=_before)
+    if session.shouldfail:
+        raise session.Failed(session.shouldfail)
+    if session.shouldstop:
+        raise session.Interrupted(session.shouldstop)
+    return True
 
 
 @pytest.hookimpl(wrapper=True)
@@ -228,6 +254,10 @@ def pytest_runtest_makereport(
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    _before(item, nextitem)
+
+
+def _before(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     item.stash[NEXT] = nextitem  # so that the next scenario's app can start in the background
 
 
@@ -362,6 +392,29 @@ def _report_text(kind: str, config: pytest.Config, started_at: float) -> str:
     if kind == "gradescope":
         return gradescope.gradescope_text(grade)
     return Path(config.option.xmlpath).read_text(encoding="utf-8")  # junit: pytest's own
+
+
+def _concurrency(value: str) -> int:
+    if value == "auto":
+        return lanes.auto()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, or auto, not {value!r}")
+    return count
+
+
+def _lane_count(session: pytest.Session) -> int:
+    """How many lanes to run the session's items in: 1 (pytest's own loop) unless there are
+    several, all scenarios, and nothing stops them (collection errors, --collect-only)."""
+    config, grading = session.config, session.config.stash[SESSION]
+    if session.testsfailed or config.option.collectonly:
+        return 1
+    if not all(grading.scenario(item) is not None for item in session.items):
+        return 1
+    return min(config.getoption("concurrency"), len(session.items))
 
 
 def _isolation(config: pytest.Config, mode: str) -> isolation.Level:

@@ -137,8 +137,8 @@ def test_a_hanging_app_is_stopped_by_the_time_limits_and_keeps_its_results(
 ) -> None:
     hanging = starter_with(tmp_path / "hanging", app_py=on_questions("await asyncio.sleep(3600)"))
     started = time.monotonic()
-    limits = ["--scenario-timeout", "2", "--run-timeout", "7"]
-    tasks = ["--tasks", "streaming,fallback", "--public-only"]
+    limits = ["--scenario-timeout", "2", "--run-timeout", "7", "--concurrency", "1"]
+    tasks = ["--tasks", "streaming,fallback", "--public-only"]  # more than 7 s of hanging
     outcome = faultfirst_grade(hanging, *tasks, *limits, "--json", tmp_path / "grade.json")
     took = time.monotonic() - started
     report = graded(outcome, tmp_path / "grade.json")

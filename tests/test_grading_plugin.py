@@ -391,8 +391,9 @@ def test_an_app_that_cannot_import_did_not_start_in_any_scenario(
     scenarios(pytester, PASSING, FAILING, FALLBACK)
     folder = submission(pytester, FAILING_APP)
     report = pytester.path / "grade.json"
-    # Unboxed, so that the app can note its imports in its folder (a boxed one cannot write there).
-    unboxed = ("--app-isolation", "none")
+    # Unboxed, so that the app can note its imports in its folder (a boxed one cannot write there);
+    # one lane, since each lane starts apps of its own, and so tries the import once.
+    unboxed = ("--app-isolation", "none", "--concurrency", "1")
     result = grade(pytester, folder, "--app-mode", mode, *unboxed, "--grade-json", str(report))
     result.assert_outcomes(errors=3)
     lines = board(result)
@@ -586,6 +587,96 @@ def test_junit_xml_testcases_carry_the_scenarios_properties(pytester: pytest.Pyt
         "status": "failed",
         "title": "It says 43",
     }
+
+
+# -- 5a. scenarios side by side -------------------------------------------------------------------
+
+# Each notes the process it ran in and when it started and ended, and takes a second.
+NOTED = """
+    import os, time, anyio
+
+    def note(name, started):
+        with open("runs.log", "a") as log:
+            log.write(f"{name} {os.getpid()} {started} {time.time()}\\n")
+"""
+SLOW = """
+    @pytest.mark.scenario(task="retries", points=1, title="Slow {n}", hint="H",
+                          checks="retries.statuses")
+    async def test_slow_{n}(client, question):
+        started = time.time()
+        await anyio.sleep(1.0)
+        assert (await client.ask(question)).answer() == "42"
+        note("slow_{n}", started)
+"""
+
+
+def runs(pytester: pytest.Pytester) -> list[tuple[str, int, float, float]]:
+    lines = (pytester.path / "runs.log").read_text().splitlines()
+    return [(n, int(pid), float(a), float(b)) for n, pid, a, b in map(str.split, lines)]
+
+
+def test_scenarios_run_side_by_side_in_forked_lanes(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, NOTED, *(SLOW.format(n=n) for n in range(4)))
+    result = grade(pytester, submission(pytester), "--concurrency", "2")
+    result.assert_outcomes(passed=4)
+    seen = runs(pytester)
+    assert len({pid for _, pid, _, _ in seen}) == 2  # two lanes, each running two in turn
+    assert all(pid != result.ret for _, pid, _, _ in seen)
+    # Side by side: the first two started before either ended (each sleeps a second first; a
+    # fork takes milliseconds, so only a machine stalled for a second could fail this).
+    first, second = sorted(seen, key=lambda run: run[2])[:2]
+    assert second[2] < first[3], seen
+
+
+def test_lanes_grade_as_one_process_does(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING, FAILING, FALLBACK, HARNESS_BUG, HANGS)
+    folder, outputs = submission(pytester), []
+    for lanes in ("1", "3"):
+        path, junit = pytester.path / f"grade{lanes}.json", pytester.path / f"junit{lanes}.xml"
+        limits = ("--scenario-timeout", "1", "--concurrency", lanes)
+        result = grade(pytester, folder, *limits, "--grade-json", str(path), "--junitxml", str(junit))
+        result.assert_outcomes(passed=2, failed=3)
+        data = load_json(path)
+        scenarios_seen = [(s["id"], s["status"], s["reason"]) for s in data["scenarios"]]
+        outputs.append((board(result), scenarios_seen, junit_cases(junit), data["score"]))
+    assert outputs[0] == outputs[1]
+    assert [id for id, _, _ in outputs[0][1]] == ["answers", "says_43", "falls_back", "buggy", "hangs"]
+
+
+def test_the_runs_time_limit_stops_every_lane(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, HANGS, HANGS.replace("test_hangs", "test_hangs_too"), PASSING, FAILING)
+    path = pytester.path / "grade.json"
+    limits = ("--run-timeout", "1.5", "--concurrency", "2")
+    grade(pytester, submission(pytester), *limits, "--grade-json", str(path))
+    seen = {s["id"]: (s["status"], s["reason"]) for s in load_json(path)["scenarios"]}
+    reason = "the run's time limit of 1.5s passed during this scenario, so the app was stopped"
+    assert seen["hangs"] == seen["hangs_too"] == ("timed out", reason)
+    reason = "the run's time limit of 1.5s passed before this scenario ran"
+    assert seen["answers"] == seen["says_43"] == ("not run", reason)
+
+
+def test_a_lane_that_dies_leaves_a_harness_error_and_the_rest_go_on(
+    pytester: pytest.Pytester,
+) -> None:
+    dies = PASSING.replace("test_answers", "test_dies").replace("assert (", "os._exit(3)\n        (")
+    scenarios(pytester, "import os", dies, PASSING, FAILING, FALLBACK)
+    path = pytester.path / "grade.json"
+    grade(pytester, submission(pytester), "--concurrency", "2", "--grade-json", str(path))
+    seen = {s["id"]: (s["status"], s["reason"]) for s in load_json(path)["scenarios"]}
+    reason = "the process running this scenario failed (3): a bug in the harness"
+    assert seen == {
+        "dies": ("harness error", reason),
+        "answers": ("passed", ""),
+        "says_43": ("failed", "the app said '42', not '43'"),
+        "falls_back": ("passed", ""),
+    }
+
+
+def test_concurrency_must_be_a_whole_number(pytester: pytest.Pytester) -> None:
+    scenarios(pytester, PASSING)
+    result = pytester.runpytest("--concurrency", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--concurrency: a whole number of 1 or more, or auto, not '0'*"])
 
 
 # -- 5b. untrusted folders, and the grade's channel ------------------------------------------------
