@@ -233,7 +233,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if seconds is not None:
             config.stash[RUN_TIMER] = grading.limit_run(session, seconds)
         return None
-    lanes.run(session, grading, count, run_limit=seconds, before=_before)
+    private = (config.stash[CHANNEL].fd,) if CHANNEL in config.stash else ()
+    lanes.run(session, grading, count, run_limit=seconds, before=_before, private=private)
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
     if session.shouldstop:

@@ -44,28 +44,40 @@ OWN_NETWORK = isolation.detect().name == isolation.BOXED  # each grade's own: ro
 FORGE = """
     import json, os, signal
 
+    def _ancestors():
+        pid = os.getppid()
+        while pid > 1:
+            yield pid
+            with open(f"/proc/{pid}/stat") as stat:
+                pid = int(stat.read().rsplit(")", 1)[1].split()[1])
+
     def _forge():
         perfect = {"status": "graded", "score": {"earned": 9, "possible": 9, "percentage": 100.0}}
         message = json.dumps({"json": json.dumps(perfect)})
-        parent = os.getppid()
         try:
-            argv = open(f"/proc/{parent}/cmdline", "rb").read().decode().split("\\0")
-        except OSError:
+            graders = []
+            for pid in _ancestors():
+                argv = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\\0")
+                if "--grade-fd" in argv or any(a.startswith("--grade-") for a in argv):
+                    graders.append((pid, argv))
+        except (OSError, ValueError):
             return
-        for flag, value in zip(argv, argv[1:]):
+        for parent, argv in graders:
+            for flag, value in zip(argv, argv[1:]):
+                try:
+                    if flag == "--grade-fd":
+                        with open(f"/proc/{parent}/fd/{value}", "w") as pipe:
+                            pipe.write(message)
+                    elif flag.startswith("--grade-") or flag == "--junitxml":
+                        with open(value, "w") as report:
+                            report.write(json.dumps(perfect))
+                except OSError:
+                    pass
+        for parent, _ in reversed(graders):  # the grading run first, then any lane of it
             try:
-                if flag == "--grade-fd":
-                    with open(f"/proc/{parent}/fd/{value}", "w") as pipe:
-                        pipe.write(message)
-                elif flag.startswith("--grade-") or flag == "--junitxml":
-                    with open(value, "w") as report:
-                        report.write(json.dumps(perfect))
+                os.kill(parent, signal.SIGKILL)
             except OSError:
                 pass
-        try:
-            os.kill(parent, signal.SIGKILL)
-        except OSError:
-            pass
 
     _forge()
 """

@@ -59,16 +59,19 @@ def run(
     *,
     run_limit: float | None,
     before: typing.Callable[[pytest.Item, pytest.Item | None], None],
+    private: tuple[int, ...] = (),
 ) -> None:
     """Run `session.items`, every one a scenario, in `count` lanes; add their results to the
     grade in collection order. `before(item, upcoming)` is called in the lane before each
     scenario, with the one it runs next. The run's time limit, `run_limit`, is kept by a timer in
-    every lane and in this process, each started once forked."""
+    every lane and in this process, each started once forked. `private` are file descriptors the
+    lanes close (the grade's channel: only this process sends on it)."""
     items = session.items
     waiting = collections.deque(range(len(items)))
     _hand_over_captured(session.config)
     lanes = [
-        _fork(session, grading, run_limit, before) for _ in range(min(count, len(items)))
+        _fork(session, grading, run_limit, before, private)
+        for _ in range(min(count, len(items)))
     ]
     results: dict[int, list[ScenarioResult]] = {}
     timer = grading.limit_run(session, run_limit) if run_limit is not None else None
@@ -181,6 +184,7 @@ def _fork(
     grading: GradingSession,
     run_limit: float | None,
     before: typing.Callable[[pytest.Item, pytest.Item | None], None],
+    private: tuple[int, ...],
 ) -> _Lane:
     ours, theirs = multiprocessing.Pipe()
     sys.stdout.flush()
@@ -192,6 +196,8 @@ def _fork(
     code = 1
     try:
         ours.close()
+        for fd in private:
+            os.close(fd)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _capture_apart(session.config)

@@ -14,9 +14,11 @@ import sys
 import typing
 from pathlib import Path
 
+from . import isolation
 from .app_thread import AppThread
 from .launcher import AppDidNotStart, AppProcess
 from .sandbox import Limits
+from .template import Template, TemplateError
 
 MODES = ("thread", "subprocess")
 
@@ -60,6 +62,7 @@ class AppPool:
         self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
         self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
+        self._template = self._start_template() if mode == "subprocess" else None
 
     def start(
         self,
@@ -75,6 +78,11 @@ class AppPool:
         key = frozenset(settings.items())
         if key in self._failures:
             raise self._failures[key]
+        if self._template is not None and not self._template.running:
+            # Killed (an unboxed app can kill what its user runs): its spare died with it.
+            self._discard_spare()
+            self._template.close()
+            self._template = self._start_template()
         try:
             app = self._take_spare(settings) or self._started(settings)
         except AppDidNotStart as error:
@@ -93,6 +101,22 @@ class AppPool:
     def close(self) -> None:
         self._discard_spare()
         self._executor.shutdown(wait=True)
+        if self._template is not None:
+            self._template.close()
+
+    def _start_template(self) -> Template | None:
+        """The template apps are forked from (`harness.hosting.template`), where it can serve:
+        on Linux, for apps on this Python, unboxed or in a root's box; None elsewhere."""
+        if not hasattr(os, "pidfd_open") or self.python != sys.executable:
+            return None
+        if self.box not in (None, isolation.BOXED):
+            return None
+        template = Template()
+        try:
+            template.start()
+        except (OSError, TemplateError):
+            return None  # apps start the exec'd way: slower, the same otherwise
+        return template
 
     def _started(self, settings: dict[str, str]) -> RunningApp:
         app: RunningApp
@@ -100,7 +124,12 @@ class AppPool:
             app = AppThread(self.folder, settings)
         else:
             app = AppProcess(
-                self.folder, settings, limits=self.limits, python=self.python, box=self.box
+                self.folder,
+                settings,
+                limits=self.limits,
+                python=self.python,
+                box=self.box,
+                template=self._template,
             )
         try:
             app.start(self.start_timeout)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import json
 import os
 import platform
@@ -57,7 +58,13 @@ MiB = 2**20
 libc = ctypes.CDLL(None, use_errno=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+Serve = typing.Callable[[list[str], str], typing.NoReturn]
+
+
+def main(argv: list[str] | None = None, serve: Serve | None = None) -> None:
+    """Box the app. `serve(arguments, folder)`, called in the box as its uid, runs uvicorn with
+    `arguments` from `folder` (default: ``execv`` of ``python -m uvicorn``; the app template
+    passes one that runs it in-process, already imported)."""
     args = _parser().parse_args(argv)
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the keeper goes with the grading run
     if os.getppid() != args.parent:  # which died before the line above
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     init = os.fork()
     if init == 0:
         os.close(status_read)
-        _init(args, status_write)
+        _init(args, status_write, serve or functools.partial(_exec_uvicorn, args.python))
     os.close(status_write)
     os.waitpid(init, 0)
     _end_as(_read_status(status_read))
@@ -93,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _init(args: argparse.Namespace, status_write: int) -> typing.NoReturn:
+def _init(args: argparse.Namespace, status_write: int, serve: Serve) -> typing.NoReturn:
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the box goes with its keeper
         _build(args)
@@ -103,7 +110,7 @@ def _init(args: argparse.Namespace, status_write: int) -> typing.NoReturn:
         app = os.fork()
         if app == 0:
             os.close(status_write)
-            _become_app(args)
+            _become_app(args, serve)
         while True:  # reap everything; end with the app
             pid, status = os.wait()
             if pid == app:
@@ -178,7 +185,7 @@ def _pivot(root: str) -> None:
     _mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
 
 
-def _become_app(args: argparse.Namespace) -> typing.NoReturn:
+def _become_app(args: argparse.Namespace, serve: Serve) -> typing.NoReturn:
     """In the app's process: limits, the box's uid and no way back, then uvicorn."""
     try:
         _limit(resource.RLIMIT_AS, args.memory_mb * MiB)
@@ -193,11 +200,14 @@ def _become_app(args: argparse.Namespace) -> typing.NoReturn:
             os.chdir("/app")
         except PermissionError:
             raise OSError("its folder is not readable by other users: chmod -R a+rX it") from None
-        arguments = [argument for argument in args.arguments if argument != "--"]
-        os.execv(args.python, [args.python, "-m", "uvicorn", *arguments])
+        serve([argument for argument in args.arguments if argument != "--"], "/app")
     except BaseException as error:
         print(f"faultfirst box: the app could not start: {error}", file=sys.stderr, flush=True)
         os._exit(125)
+
+
+def _exec_uvicorn(python: str, arguments: list[str], folder: str) -> typing.NoReturn:
+    os.execv(python, [python, "-m", "uvicorn", *arguments])  # from `folder`, the working one
 
 
 def _limit(which: int, soft: int) -> None:

@@ -159,16 +159,17 @@ def box_command(
 
 
 def _box_command(uid: int, folder: Path, python: str, limits: Limits) -> list[str]:
-    command = [sys.executable, "-I", "-S", str(BOX), f"--parent={os.getpid()}", f"--uid={uid}"]
-    command += ["--staging", str(_state("root")), "--app", str(folder), "--python", python]
+    command = [sys.executable, "-I", "-S", str(BOX), f"--parent={os.getpid()}"]
+    return command + box_arguments(uid, folder, python, limits)
+
+
+def box_arguments(uid: int, folder: Path, python: str, limits: Limits) -> list[str]:
+    """`box`'s options, but ``--parent``, for an app on `python` as `uid`, its folder `folder`."""
+    arguments = [f"--uid={uid}", "--staging", str(_state("root")), "--app", str(folder)]
+    arguments += ["--python", python]
     for path in readable(python):
-        command += ["--read-only", str(path)]
-    command += [
-        f"--memory-mb={limits.memory_mb}",
-        f"--cpu-seconds={limits.cpu_seconds}",
-        f"--processes={limits.processes}",
-    ]
-    return command
+        arguments += ["--read-only", str(path)]
+    return [*arguments, *limits.arguments()]
 
 
 def bwrap_command(folder: Path, python: str, limits: Limits, uvicorn: list[str]) -> list[str]:

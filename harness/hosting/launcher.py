@@ -24,6 +24,7 @@ import httpx
 
 from . import isolation, sandbox
 from .server import HOST
+from .template import ForkedProcess, Template, TemplateError
 
 APP = "exercise_app.app:app"
 
@@ -65,7 +66,9 @@ class AppProcess:
     With `limits`, the child keeps them (`sandbox`), and a watch stops the app as soon as it has
     more processes than they allow. `python` is the interpreter to run it with (one with
     the submission's own dependencies installed, say). `box`: the kind of box it runs in, of
-    `isolation`'s levels (None: none)."""
+    `isolation`'s levels (None: none). With a `template` (`harness.hosting.template`), an app
+    on the grader's own Python with limits, boxed as root or not at all, is forked from it warm
+    instead of started afresh: the same app, for a fork instead of an interpreter's start."""
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class AppProcess:
         limits: sandbox.Limits | None = None,
         python: str = sys.executable,
         box: str | None = None,
+        template: Template | None = None,
     ) -> None:
         self.folder = Path(folder).resolve()
         self.port = port
@@ -85,7 +89,8 @@ class AppProcess:
         self.limits = limits
         self.python = python
         self._socket: socket.socket | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | ForkedProcess | None = None
+        self._template = template
         self._log = tempfile.TemporaryFile()
         self._stopping = threading.Event()
         self._limit_hit: str | None = None
@@ -108,16 +113,19 @@ class AppProcess:
         self._socket.bind((HOST, self.port))
         self._socket.listen(128)
         fd = self._socket.fileno()
-        self._process = subprocess.Popen(
-            self._command(fd),
-            cwd=self.folder,
-            env=self._environment(),
-            pass_fds=(fd,),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so a stop ends the app's own children too
-        )
+        if self._forks():
+            self._process = self._fork()
+        else:
+            self._process = subprocess.Popen(
+                self._command(fd),
+                cwd=self.folder,
+                env=self._environment(),
+                pass_fds=(fd,),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so a stop ends the app's own children too
+            )
         if self.limits is not None:
             watch = threading.Thread(target=self._watch_processes, args=(self.limits,), daemon=True)
             watch.start()
@@ -179,21 +187,52 @@ class AppProcess:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _uvicorn(self, fd: str) -> list[str]:
+        """uvicorn's arguments: serve the app on the listening socket `fd`."""
+        uvicorn = [self.app, "--fd", fd, "--no-access-log", "--log-level", "warning"]
+        folder = "/app" if self.box is not None else str(self.folder)  # where a box shows it
+        return [*uvicorn, "--app-dir", folder]
+
     def _command(self, fd: int) -> list[str]:
-        uvicorn = [self.app, "--fd", str(fd), "--no-access-log", "--log-level", "warning"]
+        uvicorn = self._uvicorn(str(fd))
         if self.box is not None:
             assert self.limits is not None
-            uvicorn += ["--app-dir", "/app"]  # where a box shows the folder
             if self._lease is None:
                 return isolation.bwrap_command(self.folder, self.python, self.limits, uvicorn)
             return isolation.box_command(
                 self._lease, self.folder, self.python, self.limits, uvicorn
             )
-        uvicorn += ["--app-dir", str(self.folder)]
         if self.limits is None:
             return [self.python, "-m", "uvicorn", *uvicorn]
         limits = [*self.limits.arguments(), f"--parent={os.getpid()}"]
         return [self.python, "-m", "harness.hosting.sandbox", *limits, "--", *uvicorn]
+
+    def _forks(self) -> bool:
+        """Whether this app is forked from the template (see the class's docstring)."""
+        return (
+            self._template is not None
+            and self.limits is not None
+            and self.python == sys.executable
+            and self.box in (None, isolation.BOXED)
+        )
+
+    def _fork(self) -> ForkedProcess:
+        assert self._template is not None and self._socket is not None and self.limits is not None
+        box = None
+        if self._lease is not None:
+            box = isolation.box_arguments(self._lease.uid, self.folder, self.python, self.limits)
+        try:
+            return self._template.spawn(
+                listening=self._socket.fileno(),
+                output=self._log.fileno(),
+                cwd=str(self.folder),
+                env=self._environment(),
+                box=box,
+                limits=None if box else self.limits.arguments(),
+                uvicorn=self._uvicorn("{fd}"),  # the number the socket gets in the app
+            )
+        except TemplateError as error:
+            raise AppDidNotStart(f"the grader could not start the app: {error}") from None
 
     def _environment(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}

@@ -120,9 +120,13 @@ def kill_session(session: int, wait: float = 1.0) -> None:
         time.sleep(0.01)
 
 
-def main(argv: typing.Sequence[str] | None = None) -> None:
+def main(
+    argv: typing.Sequence[str] | None = None,
+    serve: typing.Callable[[list[str], str], typing.NoReturn] | None = None,
+) -> None:
     """``python -m harness.hosting.sandbox --memory-mb N --cpu-seconds N --processes N -- ARGS``:
-    apply the limits, then run ``uvicorn ARGS`` in this process."""
+    apply the limits, then run ``uvicorn ARGS`` in this process (or `serve(ARGS, folder)`: the
+    app template's, with uvicorn imported already)."""
     parser = argparse.ArgumentParser(prog="python -m harness.hosting.sandbox")
     parser.add_argument("--memory-mb", type=int, required=True)
     parser.add_argument("--cpu-seconds", type=int, required=True)
@@ -133,7 +137,10 @@ def main(argv: typing.Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     limits = Limits(args.memory_mb, args.cpu_seconds, args.processes)
     apply(limits, parent=args.parent, in_box=args.in_box)
-    sys.argv = ["uvicorn", *[arg for arg in args.uvicorn if arg != "--"]]
+    arguments = [arg for arg in args.uvicorn if arg != "--"]
+    if serve is not None:
+        serve(arguments, os.getcwd())
+    sys.argv = ["uvicorn", *arguments]
     runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
 
 

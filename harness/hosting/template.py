@@ -1,0 +1,312 @@
+"""Apps that cost a fork, not an interpreter: a warm process that forks one per scenario.
+
+A fresh ``python -m uvicorn`` spends ~0.35 s of CPU importing uvicorn, starlette, httpx and anyio
+before it reaches the submission, once per scenario: most of a grade's CPU on two cores. So a
+grading run starts one *template* (``python -m harness.hosting.template``) that imports them once
+and then waits. For each app it forks a child that does what the exec'd command would have done,
+from the same point on: it becomes a session of its own, takes the app's environment, folder and
+output file, then either builds a box (`box`: namespaces, files, the box's uid, limits) or takes
+the limits alone (`sandbox`), and runs uvicorn's own command line, which imports the submission
+fresh. Nothing of a submission is ever loaded into the template, and ``random`` reseeds in each
+child, so every app starts as a new process would, only warm.
+
+The template runs the grader's own Python with the grader's packages, which it trusts; an app on
+another Python (a submission's ``--install-deps`` virtualenv, whose packages the submission chose)
+starts the exec'd way, since importing those packages here, as root, would run them unboxed.
+
+The grading run talks to it over a socket pair only the two hold (`Template`): a request carries
+the app's listening socket, its output file and a status pipe as file descriptors. When a child
+ends, the template writes its exit status (negative: the signal) into that pipe; a pipe that
+closes without one means the template itself was killed. The template dies with the run that
+started it, and each child with the template (``PR_SET_PDEATHSIG``), so nothing outlives a
+grading run that was killed.
+"""
+
+from __future__ import annotations
+
+import array
+import io
+import json
+import os
+import select
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import typing
+from pathlib import Path
+
+# What a typical app imports: loaded once in the template, so that its forks start warm.
+WARM = (
+    "anyio",
+    "asyncio",
+    "httpx",
+    "starlette.applications",
+    "starlette.requests",
+    "starlette.responses",
+    "starlette.routing",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.auto",
+    "uvicorn.main",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+)
+MAX_FDS = 3
+PR_SET_PDEATHSIG = 1
+
+
+class TemplateError(RuntimeError):
+    """The template is gone, or refused a request."""
+
+
+class ForkedProcess:
+    """An app forked by the template, seen as a `subprocess.Popen` is: `pid` (which leads its own
+    session and process group), `poll`, `wait`, `returncode`."""
+
+    def __init__(self, pid: int, status: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._status = status  # the read end of its status pipe
+
+    def poll(self) -> int | None:
+        return self._read(0.0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._read(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(f"app {self.pid}", timeout or 0.0)
+        return code
+
+    def _read(self, timeout: float | None) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        if not select.select([self._status], [], [], timeout)[0]:
+            return None
+        data = os.read(self._status, 64)
+        os.close(self._status)
+        # No status: the template was killed, and the app with it.
+        self.returncode = int(data) if data else -signal.SIGKILL
+        return self.returncode
+
+    def __del__(self) -> None:
+        if self.returncode is None:
+            try:
+                os.close(self._status)
+            except OSError:
+                pass
+
+
+class Template:
+    """The grading run's side of a template: `start` it, then `spawn` apps. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._socket: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the template. Call it from a thread that outlives the apps (the main one): the
+        template dies when the thread that started it ends."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "harness.hosting.template", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                cwd="/",
+            )
+        self._socket = ours
+        reply = self._socket.recv(64)  # "ready", once the imports are done
+        if reply != b"ready":
+            self.close()
+            raise TemplateError("the app template did not start")
+
+    def spawn(
+        self,
+        *,
+        listening: int,
+        output: int,
+        cwd: str,
+        env: dict[str, str],
+        box: list[str] | None,
+        limits: list[str] | None,
+        uvicorn: list[str],
+    ) -> ForkedProcess:
+        """Fork an app serving on the socket `listening`, printing to `output`, in `cwd` with
+        `env`: in a box (`box`: `box.py`'s arguments) or with `limits` (`sandbox`'s), then
+        ``uvicorn UVICORN``."""
+        request = {"cwd": cwd, "env": env, "box": box, "limits": limits, "uvicorn": uvicorn}
+        status_read, status_write = os.pipe()
+        try:
+            with self._lock:
+                if self._socket is None:
+                    raise TemplateError("the app template is not running")
+                fds = array.array("i", [listening, output, status_write])
+                message = json.dumps(request).encode()
+                self._socket.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+                reply = self._socket.recv(64)
+        except OSError as error:
+            os.close(status_read)
+            raise TemplateError(f"the app template is gone ({error})") from None
+        finally:
+            os.close(status_write)
+        if not reply.isdigit():
+            os.close(status_read)
+            raise TemplateError(f"the app template could not fork: {reply.decode(errors='replace')}")
+        return ForkedProcess(int(reply), status_read)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()  # the template ends when it sees this
+            self._socket = None
+        if self._process is not None:
+            try:
+                self._process.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+# -- the template process -------------------------------------------------------------------------
+
+
+def main(fd: int) -> None:
+    _die_with_parent()
+    for name in WARM:
+        __import__(name)
+    control = socket.socket(fileno=fd)
+    control.send(b"ready")
+    statuses: dict[int, int] = {}  # a child's pidfd -> the write end of its status pipe
+    children: dict[int, int] = {}  # a child's pidfd -> its pid
+    with selectors.DefaultSelector() as selector:
+        selector.register(control, selectors.EVENT_READ)
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj is control:
+                    if not _serve_request(control, selector, statuses, children):
+                        return
+                else:
+                    _reap(typing.cast(int, key.fd), selector, statuses, children)
+
+
+def _serve_request(
+    control: socket.socket,
+    selector: selectors.BaseSelector,
+    statuses: dict[int, int],
+    children: dict[int, int],
+) -> bool:
+    message, fds = _receive(control)
+    if not message:
+        return False  # the grading run closed its end: it is done
+    listening, output, status = fds
+    try:
+        pid = os.fork()
+    except OSError as error:
+        control.send(f"fork: {error}".encode())
+        for fd in fds:
+            os.close(fd)
+        return True
+    if pid == 0:
+        control.close()
+        for fd in statuses.values():
+            os.close(fd)
+        _become_app(json.loads(message), listening, output)
+    os.close(listening)
+    os.close(output)
+    pidfd = os.pidfd_open(pid)
+    statuses[pidfd], children[pidfd] = status, pid
+    selector.register(pidfd, selectors.EVENT_READ)
+    control.send(str(pid).encode())
+    return True
+
+
+def _reap(
+    pidfd: int,
+    selector: selectors.BaseSelector,
+    statuses: dict[int, int],
+    children: dict[int, int],
+) -> None:
+    _, status = os.waitpid(children.pop(pidfd), 0)
+    selector.unregister(pidfd)
+    os.close(pidfd)
+    status_write = statuses.pop(pidfd)
+    try:
+        os.write(status_write, str(os.waitstatus_to_exitcode(status)).encode())
+    except OSError:
+        pass  # nobody waits for it any more
+    os.close(status_write)
+
+
+def _receive(control: socket.socket) -> tuple[bytes, list[int]]:
+    fds = array.array("i")
+    message, ancillary, _, _ = control.recvmsg(1 << 20, socket.CMSG_LEN(MAX_FDS * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return message, list(fds)
+
+
+def _become_app(request: dict[str, typing.Any], listening: int, output: int) -> typing.NoReturn:
+    """In the forked child: what ``[box.py|sandbox] ... -- uvicorn ARGS`` would do, in-process."""
+    from . import box, sandbox
+
+    try:
+        os.setsid()
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+            signal.signal(signum, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        uvicorn = [argument.replace("{fd}", str(listening)) for argument in request["uvicorn"]]
+        parent = f"--parent={os.getppid()}"
+        if request["box"] is not None:
+            box.main([*request["box"], parent, "--", *uvicorn], serve=_serve)
+        else:
+            sandbox.main([*request["limits"], parent, "--", *uvicorn], serve=_serve)
+    except BaseException as error:  # noqa: BLE001 - say why on the app's output, as a crash would
+        print(f"faultfirst: the app could not start: {error}", file=sys.stderr, flush=True)
+        os._exit(125)
+    os._exit(0)
+
+
+def _serve(arguments: list[str], app_dir: str) -> typing.NoReturn:
+    """Become ``python -m uvicorn ARGUMENTS`` run from `app_dir`, unbuffered as the launcher asks
+    (``PYTHONUNBUFFERED``), with everything imported already."""
+    import uvicorn.main
+
+    sys.argv = ["uvicorn", *arguments]
+    sys.path[0] = app_dir  # where ``python -m`` puts the working folder
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), write_through=True)
+        setattr(sys, name, stream)
+    code: int = 0
+    try:
+        uvicorn.main.main(args=arguments, prog_name="uvicorn")
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    os._exit(code)
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
