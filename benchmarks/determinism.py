@@ -48,12 +48,20 @@ from grading_runs import SOLUTIONS, not_passed  # noqa: E402
 from mutants import MUTANTS  # noqa: E402
 from calibrate import own_tasks  # noqa: E402
 
+from harness.grading import lanes  # noqa: E402
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--jobs", type=int, default=1, help="grading processes at once")
     parser.add_argument("--mode", choices=("thread", "subprocess"), default="thread")
+    parser.add_argument(
+        "--concurrency",
+        default="auto",
+        help="scenarios at once in each grade (default: auto, as faultfirst grade -j JOBS: "
+        "two per core, shared among the jobs)",
+    )
     parser.add_argument("--busy", action="store_true", help="keep one more core busy spinning")
     parser.add_argument("--only", help="comma-separated solutions (default: all)")
     chosen = parser.add_mutually_exclusive_group()
@@ -71,7 +79,7 @@ def main() -> int:
     started, code = time.monotonic(), code_digest()  # the code as it is when the rounds start
     with _spinning(args.busy):
         for round_ in range(1, args.rounds + 1):
-            results = _round(entries, args.jobs, args.mode)
+            results = _round(entries, args.jobs, args.mode, _concurrency(args))
             if args.record is not None:
                 _record(args.record, code, results, args)
             for name, outcome in results.items():
@@ -91,21 +99,28 @@ def _tasks(name: str, args: argparse.Namespace) -> str:
     return ",".join(own_tasks(mutant)) if mutant is not None else "all"
 
 
-def _round(entries: list[str], jobs: int, mode: str) -> dict[str, str]:
-    """Every entry graded once, `jobs` processes at once: each solution's outcome."""
+def _concurrency(args: argparse.Namespace) -> str:
+    if args.concurrency != "auto":
+        return str(args.concurrency)
+    return str(max(1, lanes.auto() // args.jobs))
+
+
+def _round(entries: list[str], jobs: int, mode: str, concurrency: str) -> dict[str, str]:
+    """Every entry graded once, `jobs` processes at once, each `concurrency` scenarios at once:
+    each solution's outcome."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         shards = [entries[index::jobs] for index in range(jobs)]
         with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(lambda shard: _grade(shard, out, mode), shards))
+            list(pool.map(lambda shard: _grade(shard, out, mode, concurrency), shards))
         names = [entry.split(":")[0] for entry in entries]
         return {name: _outcome(json.loads((out / f"{name}.json").read_text())) for name in names}
 
 
-def _grade(entries: list[str], out: Path, mode: str) -> None:
+def _grade(entries: list[str], out: Path, mode: str, concurrency: str) -> None:
     if entries:
         command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(out)]
-        command += ["--app-mode", mode, *entries]
+        command += ["--app-mode", mode, "--concurrency", concurrency, *entries]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=TESTS.parent)
 
 
@@ -136,7 +151,9 @@ def _report(
 def _way(args: argparse.Namespace) -> str:
     """How a round grades, as much as two rounds must share to be compared."""
     tasks = "each on its own tasks" if args.own_tasks else f"tasks {args.tasks}"
-    return f"{args.mode} mode, {tasks}"
+    way = f"{args.mode} mode, {tasks}"
+    concurrency = _concurrency(args)
+    return way if concurrency == "1" else f"{way}, {concurrency} scenarios at once"
 
 
 def _load(args: argparse.Namespace) -> str:

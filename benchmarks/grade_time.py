@@ -1,6 +1,7 @@
 """How long a full grade of the reference takes: public and hidden scenarios, in one app mode.
 
     python benchmarks/grade_time.py [--mode subprocess|thread|command] [--runs 3] [--tasks all]
+                                    [--concurrency N]
 
 Prints the wall time of ``pytest scenarios`` against the reference (from starting pytest to its
 exit; ``--mode command`` times ``faultfirst grade`` instead, which adds taking the submission
@@ -8,13 +9,18 @@ apart, the grading child's clean start and the app's limits), the time spent ins
 scenarios themselves, and the rest, which is the harness's overhead (starting pytest and the
 fake, starting an app per scenario). Nearly all the time inside is waits the scenarios script on
 purpose (a model thinking or writing, backoffs, Retry-After, deadlines): their sum is printed
-too, the floor no grading harness could go below while running the scenarios one at a time.
+too, the floor no grading harness could go below while running the scenarios one at a time,
+and the wall time's ratio to it: under 1 once scenarios run side by side (``--concurrency``,
+default: as ``faultfirst grade`` chooses). The CPU is the whole machine's over the grade (Linux's
+``/proc/stat``), so it counts the apps, boxed or not, and the template they are forked from:
+run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,25 +41,33 @@ def main() -> int:
     parser.add_argument(
         "--tasks", help="the tasks to grade, as `--tasks` takes them (default: the core four)"
     )
+    parser.add_argument("--concurrency", default="auto", help="scenarios at once (default: auto)")
     args = parser.parse_args()
-    walls, inside = [], []
+    walls, inside, cpus = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         reference = build("reference", Path(folder))
         for _ in range(args.runs):
-            started = time.monotonic()
+            started, cpu = time.monotonic(), _machine_cpu()
             if args.mode == "command":
-                report = _faultfirst_grade(reference, Path(folder) / "grade.json", args.tasks)
+                report = _faultfirst_grade(
+                    reference, Path(folder) / "grade.json", args.tasks, args.concurrency
+                )
             else:
-                report = grade(reference, mode=args.mode, tasks=args.tasks)
+                report = grade(
+                    reference, mode=args.mode, tasks=args.tasks, concurrency=args.concurrency
+                )
             walls.append(time.monotonic() - started)
+            cpus.append(_machine_cpu() - cpu)
             inside.append(sum(s["duration"] for s in report["scenarios"]))
             assert report["score"]["percentage"] == 100, report["score"]
     count = len(report["scenarios"])
     tasks = args.tasks or "the core four"
     print(
-        f"full grade of the reference, {count} scenarios ({tasks}), {args.mode} mode, {args.runs} runs"
+        f"full grade of the reference, {count} scenarios ({tasks}), {args.mode} mode, "
+        f"concurrency {args.concurrency}, {args.runs} runs"
     )
     print(f"  wall time:         {_range(walls)}")
+    print(f"  CPU (machine):     {_range(cpus)}")
     print(f"  inside scenarios:  {_range(inside)}")
     print(f"  harness overhead:  {_range([w - i for w, i in zip(walls, inside)])}")
     overhead, floor = scripted_waits(report["scenarios"])
@@ -61,6 +75,7 @@ def main() -> int:
         f"  scripted waits:    {floor:.1f}s (the last run's time inside the scenarios, less "
         f"{overhead * 1000:.0f} ms each: what the quickest scenarios take)"
     )
+    print(f"  wall / floor:      {statistics.median(walls) / floor:.2f}")
     slowest = sorted(report["scenarios"], key=lambda s: s["duration"], reverse=True)[:5]
     print(
         "  slowest scenarios (last run): "
@@ -79,13 +94,24 @@ def scripted_waits(scenarios: list[dict[str, typing.Any]]) -> tuple[float, float
     return overhead, sum(max(0.0, duration - overhead) for duration in durations)
 
 
-def _faultfirst_grade(submission: Path, report: Path, tasks: str | None) -> dict[str, typing.Any]:
+def _faultfirst_grade(
+    submission: Path, report: Path, tasks: str | None, concurrency: str
+) -> dict[str, typing.Any]:
     command = [sys.executable, "-m", "harness.cli", "grade", str(submission), "--json", str(report)]
     if tasks is not None:
         command += ["--tasks", tasks]
+    if concurrency != "auto":
+        command += ["--concurrency", concurrency]
     subprocess.run(command, check=True, capture_output=True, timeout=600)
     data: dict[str, typing.Any] = json.loads(report.read_text())
     return data
+
+
+def _machine_cpu() -> float:
+    """CPU seconds the whole machine has spent (every core, user and system), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _range(values: list[float]) -> str:

@@ -68,11 +68,18 @@ class Selection:
         return mark.kwargs.get("task") in self.tasks or name in self.scenarios
 
 
-def grade(name: str, folder: Path, selection: Selection, report: Path, mode: str = "thread") -> str:
+def grade(
+    name: str,
+    folder: Path,
+    selection: Selection,
+    report: Path,
+    mode: str = "thread",
+    concurrency: str = "auto",
+) -> str:
     """Grade the solution built in `folder` on the scenarios `selection` keeps, its app in
-    `mode`, writing its report; pytest's output."""
+    `mode`, `concurrency` scenarios at once, writing its report; pytest's output."""
     arguments = [str(SCENARIOS), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-    arguments += ["--app-mode", mode]
+    arguments += ["--app-mode", mode, "--concurrency", concurrency]
     arguments += ["--submission", str(folder), "--submission-label", name, "--tasks", "all"]
     arguments += ["--scenario-timeout", "20", "--grade-json", str(report)]
     output = io.StringIO()
@@ -150,6 +157,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="where the reports go")
     parser.add_argument("--tasks", default="all", help="tasks of a name without its own")
     parser.add_argument("--app-mode", choices=("thread", "subprocess"), default="thread")
+    parser.add_argument(
+        "--concurrency", default="auto", help="scenarios at once in each grade (default: auto)"
+    )
     parser.add_argument("names", nargs="+", metavar="NAME[:TASKS[:IDS]]")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +170,7 @@ def main() -> int:
             built = build(name, Path(folder) / name)
             report = args.out / f"{name}.json"
             selection = Selection(tasks or args.tasks, scenarios)
-            output = grade(name, built, selection, report, args.app_mode)
+            output = grade(name, built, selection, report, args.app_mode, args.concurrency)
             if not report.exists():
                 print(f"{name}: no report\n{output}", file=sys.stderr)
                 return 1

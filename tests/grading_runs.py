@@ -35,14 +35,16 @@ def grade(
     seed: int = 0,
     tasks: str | None = None,
     timeout: float = 600,
+    concurrency: str = "auto",
 ) -> dict[str, typing.Any]:
     """The grade report of `submission` (JSON, see docs/reports.md), for `tasks` as ``--tasks``
-    takes them (default: the core four)."""
+    takes them (default: the core four), `concurrency` scenarios at once."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "grade.json"
         command = [sys.executable, "-m", "pytest", str(SCENARIOS), "-q", "-p", "no:randomly"]
         command += ["--submission", str(submission), "--app-mode", mode]
         command += ["--fault-seed", str(seed), "--grade-json", str(report)]
+        command += ["--concurrency", concurrency]
         if tasks is not None:
             command += ["--tasks", tasks]
         run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)

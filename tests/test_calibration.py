@@ -43,10 +43,12 @@ STARTER_PASSES = {
     "the_breaker_closes_once_the_primary_is_back",
 }
 CHUNKS = 12  # the mutants' grades, in this many tests: enough for two workers to share evenly
-# Grading processes a chunk runs at once: a grade mostly waits (a model thinking, a backoff), so
-# two workers with two each keep the two cores about as busy as the scenarios' tolerances allow
-# (load 4-8 on two cores, in the determinism runs).
-PROCESSES = 2
+# Grading processes a chunk runs at once, and scenarios at once in each grade: a grade mostly waits
+# (a model thinking, a backoff), so two workers with two scenarios each keep the two cores about
+# as busy as the scenarios' tolerances allow, and as busy as `faultfirst grade -j 2` keeps them by
+# default (two scenarios at once for each of its two grades).
+PROCESSES = 1
+CONCURRENCY = 2
 TESTS = Path(__file__).resolve().parent
 
 
@@ -104,6 +106,7 @@ def test_each_mutant_fails_exactly_the_scenarios_its_flaw_deserves(
     nothing but "failed" among what did not pass (no timeouts, no harness errors)."""
     mutants = chunks()[chunk]
     command = [sys.executable, str(TESTS / "calibrate.py"), "--out", str(tmp_path)]
+    command += ["--concurrency", str(CONCURRENCY)]
     shares = [[entry(m) for m in mutants[index::PROCESSES]] for index in range(PROCESSES)]
     graders = [
         subprocess.Popen(

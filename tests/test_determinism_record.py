@@ -25,6 +25,7 @@ def determinism() -> typing.Any:
 
 def options(**changes: object) -> argparse.Namespace:
     chosen = {"mode": "thread", "own_tasks": True, "tasks": "", "jobs": 2, "busy": True}
+    chosen["concurrency"] = "2"
     return argparse.Namespace(**{**chosen, **changes})
 
 

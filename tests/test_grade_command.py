@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
+from harness.hosting import isolation
+from harness.hosting.launcher import APP
 from solutions import ROOT
 from submissions import FEW, STARTER_FALLBACK_PASSES, faultfirst_grade, on_questions, starter_with
 
@@ -296,22 +298,16 @@ def test_ctrl_c_stops_the_grade_and_every_process_it_started(
         starter_with(tmp_path / f"hanging-{n}", app_py=on_questions("await asyncio.sleep(3600)"))
         for n in range(submissions)
     ]
-    work = tmp_path / "work"  # the grade's work folders go here, and so its apps' command lines
-    work.mkdir()
     command = [sys.executable, "-m", "harness.cli", "grade", *map(str, hanging), *FEW, "-j", "2"]
     grading = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(work)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + 30
-        while not processes_mentioning(work, APP) and time.monotonic() < deadline:
+        while not apps_below(grading.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert processes_mentioning(work, APP), "no app was started"
+        assert apps_below(grading.pid), "no app was started"
+        started = isolation.descendants(grading.pid)  # grading runs, lanes, templates, apps
         grading.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
         _, errors = grading.communicate(timeout=30)
@@ -324,26 +320,37 @@ def test_ctrl_c_stops_the_grade_and_every_process_it_started(
     assert took < 10, f"Ctrl-C took {took:.1f}s to stop the grade"
     assert errors.strip().splitlines() == ["faultfirst grade: interrupted; no report was written"]
     deadline = time.monotonic() + 5  # the apps die with the grading child: at once, not at exit
-    while processes_mentioning(work) and time.monotonic() < deadline:
+    while alive(started) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert processes_mentioning(work) == []
+    assert alive(started) == []
 
 
-APP = "exercise_app.app:app"  # in the command line of an app, boxed or not
+def apps_below(pid: int) -> list[int]:
+    """The apps a grade started: forked by its templates, or started the exec'd way."""
+    below = isolation.descendants(pid)
+    templates = [child for child in below if b"harness.hosting.template" in cmdline(child)]
+    forked = [app for template in templates for app in isolation.descendants(template)]
+    return forked + [child for child in below if os.fsencode(APP) in cmdline(child)]
 
 
-def processes_mentioning(folder: Path, *words: str) -> list[int]:
-    """The processes whose command line names something in `folder`, and holds `words`."""
-    found = []
-    for entry in Path("/proc").iterdir():
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie has ended; it is only not reaped yet)."""
+    running = []
+    for pid in pids:
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
             continue
-        wanted = [os.fsencode(folder), *map(os.fsencode, words)]
-        if entry.name.isdigit() and all(word in cmdline for word in wanted):
-            found.append(int(entry.name))
-    return found
+        if state != "Z":
+            running.append(pid)
+    return running
 
 
 def test_install_deps_installs_wheels_only(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ SETTINGS = {"FAULTFIRST_TEST_SETTING": "on"}
 # Answers with its environment, its pid, and how often its `state` module saw it imported.
 APP = """
     import os
+    import signal
 
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
@@ -42,7 +43,12 @@ APP = """
 
     async def answer(request):
         return JSONResponse(
-            {"environment": dict(os.environ), "pid": os.getpid(), "imports": state.imports}
+            {
+                "environment": dict(os.environ),
+                "pid": os.getpid(),
+                "imports": state.imports,
+                "sigpipe ignored": signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN,
+            }
         )
 
     app = Starlette(
@@ -98,6 +104,8 @@ def test_a_forked_app_has_its_settings_and_nothing_of_the_grader(
     expected = {name for name in PASSED_THROUGH if name in os.environ}
     assert set(seen["environment"]) == expected | {"PYTHONUNBUFFERED", *SETTINGS}
     assert seen["environment"]["FAULTFIRST_TEST_SETTING"] == "on"
+    # As in any Python: a write to a connection its client closed raises, rather than killing.
+    assert seen["sigpipe ignored"]
     assert "importing the app" in output  # its output, unbuffered, in its own log
 
 

@@ -194,7 +194,9 @@ def loopback_service() -> typing.Iterator[int]:
 
 
 def box_processes() -> list[int]:
-    """Processes of the root's boxes' uids (a normal user's boxes have none)."""
+    """Processes of the root's boxes' uids (a normal user's boxes have none) that no test's
+    grade is still running: left behind by a grade that has ended. (Another xdist worker may be
+    grading, boxed, at the same time.)"""
     uids = set(isolation.UIDS)
     found = []
     for entry in Path("/proc").iterdir():
@@ -203,7 +205,17 @@ def box_processes() -> list[int]:
                 found.append(int(entry.name))
         except OSError:
             pass
-    return found
+    return [pid for pid in found if not any(b"pytest" in line for line in _above(pid))]
+
+
+def _above(pid: int) -> typing.Iterator[bytes]:
+    """The command lines of the processes above `pid`, up to init."""
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            yield Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            return
 
 
 def mentioning_marker() -> list[int]:
