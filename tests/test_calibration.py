@@ -42,7 +42,7 @@ STARTER_PASSES = {
     "a_retry_s_wait_does_not_hold_up_others",
     "the_breaker_closes_once_the_primary_is_back",
 }
-CHUNKS = 12  # the mutants' grades, in this many tests: enough for two workers to share evenly
+CHUNKS = 24  # the mutants' grades, in this many tests: enough for two workers to share evenly
 # Grading processes a chunk runs at once, and scenarios at once in each grade: a grade mostly waits
 # (a model thinking, a backoff), so two workers with two scenarios each keep the two cores about
 # as busy as the scenarios' tolerances allow, and as busy as `faultfirst grade -j 2` keeps them by

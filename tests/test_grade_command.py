@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
+from harness import grader
 from harness.hosting import isolation
 from harness.hosting.launcher import APP
 from solutions import ROOT
@@ -368,3 +369,18 @@ def test_install_deps_installs_wheels_only(tmp_path: Path) -> None:
     assert outcome.returncode == 3
     assert "points at something pip would build: the grader installs wheels only" in outcome.stderr
     assert not ran.exists()
+
+
+def test_grading_runs_keep_their_bytecode_wherever_the_grader_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grading run compiles the harness and rewrites the scenarios' asserts unless it finds
+    them cached: seconds of CPU per grade. CI images often set PYTHONDONTWRITEBYTECODE, and an
+    installation may belong to another user."""
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert "PYTHONDONTWRITEBYTECODE" not in grader._environment()
+    assert "PYTHONPYCACHEPREFIX" not in grader._environment()  # ours is writable: kept beside it
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    cache = tmp_path / "faultfirst" / "pycache"
+    assert grader._environment()["PYTHONPYCACHEPREFIX"] == str(cache)

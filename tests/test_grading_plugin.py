@@ -672,6 +672,22 @@ def test_a_lane_that_dies_leaves_a_harness_error_and_the_rest_go_on(
     }
 
 
+def test_what_a_dead_lane_was_to_run_next_is_run_by_another(pytester: pytest.Pytester) -> None:
+    # Two lanes: the first is given `dies` and then `says_43`; the second `answers`, then the
+    # end, as nothing else waits. The first dies: `says_43` goes to the second if it is still
+    # taking scenarios, else to a lane started for it. Either way it runs, as it would have.
+    dies = PASSING.replace("test_answers", "test_dies").replace("assert (", "os._exit(3)\n        (")
+    scenarios(pytester, "import os", dies, PASSING, FAILING)
+    path = pytester.path / "grade.json"
+    grade(pytester, submission(pytester), "--concurrency", "2", "--grade-json", str(path))
+    seen = {s["id"]: (s["status"], s["reason"]) for s in load_json(path)["scenarios"]}
+    assert seen == {
+        "dies": ("harness error", "the process running this scenario failed (3): a bug in the harness"),
+        "answers": ("passed", ""),
+        "says_43": ("failed", "the app said '42', not '43'"),
+    }
+
+
 def test_concurrency_must_be_a_whole_number(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
     result = pytester.runpytest("--concurrency", "0")
