@@ -48,7 +48,7 @@ CHUNKS = 24  # the mutants' grades, in this many tests: enough for two workers t
 # as busy as the scenarios' tolerances allow, and as busy as `faultfirst grade -j 2` keeps them by
 # default (two scenarios at once for each of its two grades).
 PROCESSES = 1
-CONCURRENCY = 2
+CONCURRENCY = 3
 TESTS = Path(__file__).resolve().parent
 
 
