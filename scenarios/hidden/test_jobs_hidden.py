@@ -108,14 +108,14 @@ def _expected_state(calls: list[Call], question: str) -> str:
     checks=["jobs.unknown", "errors.shape"],
 )
 async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
-    client: AppClient, fake_llm: FakeLLM
+    client: AppClient, fake_llm: FakeLLM, question: str
 ) -> None:
     problems = []
     for method in ("GET", "DELETE"):
         reply = await client.request(method, "/api/jobs/no-such-job")
         if reply.status != 404 or not is_error(_json(reply.text)):
             problems.append(f"{reply.what} answered {reply.status} {reply.text[:100]!r}")
-    asked = "What does retrieval do to accuracy?"
+    asked = question
     wrong = (asked, {"question": asked}, {"questions": asked}, {"questions": []})
     for body in (*wrong, {"questions": [asked, 3]}, {"questions": [asked, "  "]}):
         reply = await client.request("POST", "/api/batch", json=body)
@@ -127,7 +127,10 @@ async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
         '(a list of questions, none empty), each with a JSON {"code", "message", "retryable"}: '
         + "; ".join(problems)
     )
-    assert not fake_llm.calls, "a batch the app refused still reached the model"
+    # Its own question only: a call of an app started before this one may still land after the
+    # ledger was cleared for this scenario (on a loaded machine, another scenario's in a lane).
+    sent = [call for call in fake_llm.calls if question in call.prompt]
+    assert not sent, "a batch the app refused still reached the model"
 
 
 def _json(text: str) -> object:
