@@ -38,6 +38,15 @@ APP = """
     state.imports += 1
     print("importing the app", flush=True)
 
+    def opened():
+        names = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                names.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass  # the listing's own
+        return names
+
     async def healthz(request):
         return JSONResponse({"status": "ok"})
 
@@ -48,6 +57,7 @@ APP = """
                 "pid": os.getpid(),
                 "imports": state.imports,
                 "sigpipe ignored": signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN,
+                "open": opened(),
             }
         )
 
@@ -107,6 +117,16 @@ def test_a_forked_app_has_its_settings_and_nothing_of_the_grader(
     # As in any Python: a write to a connection its client closed raises, rather than killing.
     assert seen["sigpipe ignored"]
     assert "importing the app" in output  # its output, unbuffered, in its own log
+
+
+def test_a_forked_app_holds_nothing_of_the_template(tmp_path: Path, template: Template) -> None:
+    """Not its own status pipe (it could write itself a clean exit), nor the pidfds of the
+    template's other apps: only what an exec'd app would have."""
+    folder = submission(tmp_path / "app")
+    with forked(folder, template) as first, forked(folder, template) as second:
+        seen = [ask(first)["open"], ask(second)["open"]]
+    for open_files in seen:
+        assert not [name for name in open_files if name.startswith("pipe:") or "pidfd" in name]
 
 
 def test_every_fork_imports_the_submission_afresh(tmp_path: Path, template: Template) -> None:

@@ -13,8 +13,9 @@ The parent logs every report as if the scenario had run in it (the terminal, ``-
 other plugins see them all), and adds the results to the grade in the order pytest collected
 them, so that the board and the reports come out the same whichever lane ran what.
 
-A lane is forked before any thread of the run starts (threads do not survive a fork), and it
-ignores Ctrl-C: the parent takes it, stops the lanes, and grades what never ran as ``not run``.
+The lanes are forked before any thread of the run starts (threads do not survive a fork); only
+one replacing a lane that died is forked later, beside the run's timer. A lane ignores Ctrl-C:
+the parent takes it, stops the lanes, and grades what never ran as ``not run``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from .session import GradingSession
 
 AUTO_PER_CORE = 2  # lanes per core, for --concurrency auto: see auto()
 END = -1  # sent instead of a scenario's index: nothing more to run
-STOP_WAIT = 5.0  # seconds a lane has to end once told to, before it is killed
 
 
 def auto() -> int:

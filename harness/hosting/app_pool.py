@@ -15,9 +15,8 @@ import sys
 import typing
 from pathlib import Path
 
-from . import isolation
 from .app_thread import AppThread
-from .launcher import AppDidNotStart, AppProcess
+from .launcher import AppDidNotStart, AppProcess, forkable
 from .sandbox import Limits
 from .template import Template, TemplateError
 
@@ -106,11 +105,9 @@ class AppPool:
             self._template.close()
 
     def _start_template(self) -> Template | None:
-        """The template apps are forked from (`harness.hosting.template`), where it can serve:
-        on Linux, for apps on this Python, unboxed or in a root's box; None elsewhere."""
-        if not hasattr(os, "pidfd_open") or self.python != sys.executable:
-            return None
-        if self.box not in (None, isolation.BOXED):
+        """The template apps are forked from (`harness.hosting.template`), where they can be
+        (`launcher.forkable`); None elsewhere."""
+        if not forkable(self.python, self.box, self.limits):
             return None
         template = Template()
         try:

@@ -208,13 +208,7 @@ class AppProcess:
         return [self.python, "-m", "harness.hosting.sandbox", *limits, "--", *uvicorn]
 
     def _forks(self) -> bool:
-        """Whether this app is forked from the template (see the class's docstring)."""
-        return (
-            self._template is not None
-            and self.limits is not None
-            and self.python == sys.executable
-            and self.box in (None, isolation.BOXED)
-        )
+        return self._template is not None and forkable(self.python, self.box, self.limits)
 
     def _fork(self) -> ForkedProcess:
         assert self._template is not None and self._socket is not None and self.limits is not None
@@ -297,6 +291,18 @@ class AppProcess:
             os.killpg(self._process.pid, signum)
         except ProcessLookupError:
             pass
+
+
+def forkable(python: str, box: str | None, limits: sandbox.Limits | None) -> bool:
+    """Whether such an app can be forked from a template (`template`): on Linux, on this very
+    Python, with limits (a box always has them), unboxed or in a root's box. Any other starts the
+    exec'd way: a bubblewrap box, or a submission's own virtualenv, whose packages it chose."""
+    return (
+        hasattr(os, "pidfd_open")
+        and python == sys.executable
+        and (limits is not None or box is not None)
+        and box in (None, isolation.BOXED)
+    )
 
 
 def wait_until_healthy(

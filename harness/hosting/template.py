@@ -37,7 +37,6 @@ import sys
 import threading
 import traceback
 import typing
-from pathlib import Path
 
 # What a typical app imports: loaded once in the template, so that its forks start warm.
 WARM = (
@@ -55,6 +54,7 @@ WARM = (
     "uvicorn.protocols.websockets.auto",
 )
 MAX_FDS = 3
+REPLY_TIMEOUT = 15.0  # seconds the template has to answer: it forks at once, or is stuck
 PR_SET_PDEATHSIG = 1
 
 
@@ -70,12 +70,20 @@ class ForkedProcess:
         self.pid = pid
         self.returncode: int | None = None
         self._status = status  # the read end of its status pipe
+        # Held while reading it: the launcher's watch polls from its own thread.
+        self._reading = threading.Lock()
 
     def poll(self) -> int | None:
-        return self._read(0.0)
+        if not self._reading.acquire(blocking=False):
+            return self.returncode  # another thread is reading it: as Popen.poll does
+        try:
+            return self._read(0.0)
+        finally:
+            self._reading.release()
 
     def wait(self, timeout: float | None = None) -> int:
-        code = self._read(timeout)
+        with self._reading:
+            code = self._read(timeout)
         if code is None:
             raise subprocess.TimeoutExpired(f"app {self.pid}", timeout or 0.0)
         return code
@@ -119,7 +127,11 @@ class Template:
                 cwd="/",
             )
         self._socket = ours
-        reply = self._socket.recv(64)  # "ready", once the imports are done
+        self._socket.settimeout(REPLY_TIMEOUT)
+        try:
+            reply = self._socket.recv(64)  # "ready", once the imports are done
+        except OSError:
+            reply = b""
         if reply != b"ready":
             self.close()
             raise TemplateError("the app template did not start")
@@ -213,10 +225,13 @@ def _serve_request(
         for fd in fds:
             os.close(fd)
         return True
-    if pid == 0:
+    if pid == 0:  # nothing of the template's but the socket and output: no status pipe, no pidfd
         control.close()
-        for fd in statuses.values():
-            os.close(fd)
+        selector.close()
+        os.close(status)
+        for pidfd, status_write in statuses.items():
+            os.close(pidfd)
+            os.close(status_write)
         _become_app(json.loads(message), listening, output)
     os.close(listening)
     os.close(output)

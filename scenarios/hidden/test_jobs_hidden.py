@@ -129,8 +129,8 @@ async def test_unknown_jobs_and_wrong_batches_get_clear_errors(
     )
     # Its own question only: a call of an app started before this one may still land after the
     # ledger was cleared for this scenario (on a loaded machine, another scenario's in a lane).
-    sent = [call for call in fake_llm.calls if question in call.prompt]
-    assert not sent, "a batch the app refused still reached the model"
+    refused_yet_asked = [call for call in fake_llm.calls if question in call.prompt]
+    assert not refused_yet_asked, "a batch the app refused still reached the model"
 
 
 def _json(text: str) -> object:
