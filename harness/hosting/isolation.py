@@ -42,6 +42,7 @@ import sys
 from pathlib import Path
 
 from .box import ETC, SYSTEM_LINKS
+from . import sandbox
 from .sandbox import Limits
 
 BOXED = "uid+namespaces"  # root: a uid of its own, and namespaces
@@ -207,11 +208,10 @@ def _bwrap_can_disable_userns() -> bool:
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (a bubblewrap box's, from outside its namespace)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(parent, []).append(int(entry.name))
+    for process in sandbox.pids():
+        fields = sandbox.stat_fields(process)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(process)
     found, waiting = [], [pid]
     while waiting:
         below = children.get(waiting.pop(), [])
@@ -242,11 +242,10 @@ def _inside(path: Path, other: Path) -> bool:
 def processes_of(uid: int) -> list[int]:
     """The processes running as `uid` (every process a box's app started, wherever it went)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    found.append(int(entry.name))
+    for pid in sandbox.pids():
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                found.append(pid)
     return found
 
 

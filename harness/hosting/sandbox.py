@@ -21,7 +21,6 @@ import sys
 import time
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 
 MiB = 2**20
 
@@ -94,14 +93,13 @@ def session_members(session: int) -> list[int]:
     """The processes of `session` (Linux's /proc; none found elsewhere). The app leads a session
     of its own, so these are the app and everything it started that did not leave it."""
     members = []
-    for entry in _proc_entries():
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+    for pid in pids():
+        fields = stat_fields(pid)
+        if fields is None:
             continue  # it ended meanwhile
         state, session_id = fields[0], int(fields[3])  # then ppid, pgrp, session...
-        if session_id == session and state != "Z":  # a zombie is dead, only not yet reaped
-            members.append(int(entry.name))
+        if session_id == session and state != b"Z":  # a zombie is dead, only not yet reaped
+            members.append(pid)
     return members
 
 
@@ -153,20 +151,33 @@ def _set(which: int, soft: int) -> None:
 
 def _tasks_of(uid: int) -> int:
     count = 0
-    for entry in _proc_entries():
+    for pid in pids():
         try:
-            if entry.stat().st_uid == uid:
-                count += len(os.listdir(entry / "task"))
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{pid}/task"))
         except OSError:
             continue
     return count
 
 
-def _proc_entries() -> list[Path]:
+def pids() -> list[int]:
+    """Every process's pid (Linux's /proc; none elsewhere). The grader's watches call this ten
+    times a second for every app, so it is os.scandir, three times quicker than pathlib's."""
     try:
-        return [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+        with os.scandir("/proc") as entries:
+            return [int(entry.name) for entry in entries if entry.name.isdigit()]
     except OSError:
         return []
+
+
+def stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command's name (state, ppid, pgrp, session...),
+    or None if the process has gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def _die_with_parent(parent: int | None) -> None:

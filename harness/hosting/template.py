@@ -38,7 +38,11 @@ import threading
 import traceback
 import typing
 
-# What a typical app imports: loaded once in the template, so that its forks start warm.
+from . import box, sandbox
+
+# What a typical app imports: loaded once in the template, so that its forks start warm. The last
+# ones are imported lazily, at an app's first request or first HTTP client: measured in forked
+# reference apps, anyio's asyncio backend and httpcore were over half an app's start-up CPU.
 WARM = (
     "anyio",
     "asyncio",
@@ -48,10 +52,18 @@ WARM = (
     "starlette.responses",
     "starlette.routing",
     "uvicorn.lifespan.on",
+    "uvicorn.loops.asyncio",
     "uvicorn.loops.auto",
     "uvicorn.main",
     "uvicorn.protocols.http.auto",
     "uvicorn.protocols.websockets.auto",
+    "anyio._backends._asyncio",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "certifi",
+    "httpcore",
+    "importlib.resources",
 )
 MAX_FDS = 3
 REPLY_TIMEOUT = 15.0  # seconds the template has to answer: it forks at once, or is stuck
@@ -270,8 +282,6 @@ def _receive(control: socket.socket) -> tuple[bytes, list[int]]:
 
 def _become_app(request: dict[str, typing.Any], listening: int, output: int) -> typing.NoReturn:
     """In the forked child: what ``[box.py|sandbox] ... -- uvicorn ARGS`` would do, in-process."""
-    from . import box, sandbox
-
     try:
         os.setsid()
         os.dup2(output, 1)
