@@ -18,7 +18,7 @@ import pytest
 from harness.hosting.app_pool import AppPool
 from harness.hosting.launcher import PASSED_THROUGH, AppDidNotStart, AppProcess
 from harness.hosting.sandbox import Limits
-from harness.hosting.template import ForkedProcess, Template
+from harness.hosting.template import ForkedProcess, SharedTemplate, Template
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="the template needs Linux")
 
@@ -92,8 +92,7 @@ def ended(process: ForkedProcess, within: float = 5.0) -> int | None:
 
 @pytest.fixture
 def template() -> typing.Iterator[Template]:
-    template = Template()
-    template.start()
+    template = Template.start()
     yield template
     template.close()
 
@@ -217,12 +216,29 @@ def test_an_app_on_another_python_starts_the_execd_way(tmp_path: Path) -> None:
 
 
 def test_a_closed_template_leaves_no_process(tmp_path: Path) -> None:
-    template = Template()
-    template.start()
+    template = Template.start()
     assert template._process is not None
     pid = template._process.pid
     template.close()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.01)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_a_shared_template_serves_each_channel_until_the_last_closes(tmp_path: Path) -> None:
+    """As a run's lanes use it: each takes a channel of its own (here one process takes one, so
+    the other closes at once); the template serves the channels still open, and ends when the
+    last one closes."""
+    shared = SharedTemplate(2)
+    pid = shared._process.pid
+    lane = shared.take(0)
+    assert lane._process is None  # only the process that started it reaps it
+    try:
+        with forked(submission(tmp_path / "app"), lane) as app:
+            assert ask(app)["imports"] == 1
+        assert lane.running
+    finally:
+        lane.close()
+    shared._process.wait(5.0)  # every channel closed: it ended by itself
     assert not Path(f"/proc/{pid}").exists()

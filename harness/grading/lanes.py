@@ -33,6 +33,7 @@ import pytest
 from _pytest.runner import runtestprotocol  # as pytest-xdist and pytest-rerunfailures use it
 
 from .results import ScenarioResult, Status
+from ..hosting.template import SharedTemplate
 from .session import GradingSession
 
 AUTO_PER_CORE = 2  # lanes per core, for --concurrency auto: see auto()
@@ -63,14 +64,17 @@ def run(
     run_limit: float | None,
     before: typing.Callable[[pytest.Item, pytest.Item | None], None],
     private: tuple[int, ...] = (),
+    template: SharedTemplate | None = None,
 ) -> None:
     """Run `session.items`, every one a scenario, in `count` lanes; add their results to the
     grade in collection order. `before(item, upcoming)` is called in the lane before each
     scenario, with the one it runs next. The run's time limit, `run_limit`, is kept by a timer in
     every lane and in this process, each started once forked. `private` are file descriptors the
-    lanes close (the grade's channel: only this process sends on it)."""
+    lanes close (the grade's channel: only this process sends on it). `template`, with a channel
+    for each of the `count` lanes, is where they fork their apps from (a lane forked later to
+    replace one that died starts its own)."""
     _hand_over_captured(session.config)
-    fork = functools.partial(_fork, session, grading, run_limit, before, private)
+    fork = functools.partial(_fork, session, grading, run_limit, before, private, template)
     lanes = _Lanes(session, grading, fork)
     timer = None
     try:
@@ -96,7 +100,7 @@ class _Lanes:
         self,
         session: pytest.Session,
         grading: GradingSession,
-        fork: typing.Callable[[], _Lane],
+        fork: typing.Callable[[int | None], _Lane],
     ) -> None:
         self.session, self.grading, self._fork = session, grading, fork
         self.items = session.items
@@ -104,8 +108,9 @@ class _Lanes:
         self.results: dict[int, list[ScenarioResult]] = {}
         self.running: dict[multiprocessing.connection.Connection, _Lane] = {}
 
-    def start(self, count: int) -> None:
-        lanes = [self._fork() for _ in range(count)]
+    def start(self, count: int, *, first: bool = True) -> None:
+        """Fork `count` lanes; the `first` ones take the shared template's channels."""
+        lanes = [self._fork(index if first else None) for index in range(count)]
         for lane in lanes:
             self.running[lane.connection] = lane
         for _ in range(2):  # the one it runs, and the next, so it knows what follows
@@ -172,7 +177,7 @@ class _Lanes:
         self.waiting.extendleft(reversed(given))
         taking = [other for other in self.running.values() if not other.ended]
         if self.waiting and not taking and not self._stopping:
-            self.start(1)
+            self.start(1, first=False)
 
 
 def _log(item: pytest.Item, reports: list[dict[str, typing.Any]]) -> None:
@@ -194,6 +199,8 @@ def _fork(
     run_limit: float | None,
     before: typing.Callable[[pytest.Item, pytest.Item | None], None],
     private: tuple[int, ...],
+    template: SharedTemplate | None,
+    channel: int | None,
 ) -> _Lane:
     ours, theirs = multiprocessing.Pipe()
     sys.stdout.flush()
@@ -209,6 +216,8 @@ def _fork(
             os.close(fd)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if template is not None and channel is not None:
+            grading.template = template.take(channel)
         _capture_apart(session.config)
         _lane(session, grading, theirs, run_limit, before)
         code = 0

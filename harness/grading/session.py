@@ -18,6 +18,7 @@ import pytest
 from ..hosting.app_pool import AppPool, RunningApp
 from ..fake_llm import FakeLLM
 from ..hosting.launcher import AppDidNotStart
+from ..hosting.template import Template
 from ..submission import PACKAGE, digest
 from . import marks
 from .evidence import UserActivity, evidence_from
@@ -44,7 +45,7 @@ class GradingSession:
         seed: int,
         app_mode: str,
         time_limit: float,
-        pool: typing.Callable[[], AppPool] | None = None,
+        pool: typing.Callable[[Template | None], AppPool] | None = None,
         label: str | None = None,
     ) -> None:
         self.grade = Grade(
@@ -57,8 +58,11 @@ class GradingSession:
         self.run_expired: float | None = None  # the run's time limit, once it has passed
         self._scenarios: dict[str, marks.Scenario] = {}
         self._to_run: list[pytest.Item] = []
-        self._make_pool = pool or (lambda: AppPool(submission, app_mode))
+        self._make_pool = pool or (lambda template: AppPool(submission, app_mode))
         self._pool: AppPool | None = None
+        # The template this lane forks its apps from, shared with the run's other lanes
+        # (`lanes`); None: the pool starts its own, where apps are forked at all.
+        self.template: Template | None = None
         self._stop_current: typing.Callable[[], None] | None = None
 
     # -- collection ------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ class GradingSession:
         (which fails the scenario as timed out, and frees it from an app that hangs).
         `upcoming` are the next scenario's settings, if another follows."""
         if self._pool is None:
-            self._pool = self._make_pool()
+            self._pool = self._make_pool(self.template)
         pool = self._pool
         app = pool.start(settings, upcoming)
         run.started_at = time.monotonic()

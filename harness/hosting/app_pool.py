@@ -50,6 +50,7 @@ class AppPool:
         limits: Limits | None = None,
         python: str = sys.executable,
         box: str | None = None,
+        template: Template | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown app mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -62,7 +63,9 @@ class AppPool:
         self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
         self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
-        self._template = self._start_template() if mode == "subprocess" else None
+        self._template = template
+        if template is None and mode == "subprocess":
+            self._template = self._start_template()
 
     def start(
         self,
@@ -109,12 +112,10 @@ class AppPool:
         (`launcher.forkable`); None elsewhere."""
         if not forkable(self.python, self.box, self.limits):
             return None
-        template = Template()
         try:
-            template.start()
+            return Template.start()
         except (OSError, TemplateError):
             return None  # apps start the exec'd way: slower, the same otherwise
-        return template
 
     def _started(self, settings: dict[str, str]) -> RunningApp:
         app: RunningApp

@@ -25,6 +25,7 @@ grading run that was killed.
 from __future__ import annotations
 
 import array
+import contextlib
 import io
 import json
 import os
@@ -120,33 +121,32 @@ class ForkedProcess:
 
 
 class Template:
-    """The grading run's side of a template: `start` it, then `spawn` apps. Thread-safe."""
+    """One side of a template's control channel: `spawn` apps through it. Thread-safe.
 
-    def __init__(self) -> None:
-        self._socket: socket.socket | None = None
-        self._process: subprocess.Popen[bytes] | None = None
+    `Template.start()` starts a template with one channel, for one grading run. A run with lanes
+    starts one for all of them instead (`SharedTemplate`): each lane forks its apps through a
+    channel of its own, and the template's imports are paid once, not once a lane."""
+
+    def __init__(
+        self, control: socket.socket, pidfd: int, process: subprocess.Popen[bytes] | None
+    ) -> None:
+        self._socket: socket.socket | None = control
+        self._socket.settimeout(REPLY_TIMEOUT)
+        self._pidfd = pidfd  # readable once the template has ended, whoever its parent is
+        self._process = process  # None: another process started it, and reaps it
+        self._ready = False
         self._lock = threading.Lock()
 
-    def start(self) -> None:
-        """Start the template. Call it from a thread that outlives the apps (the main one): the
-        template dies when the thread that started it ends."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        with theirs:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "harness.hosting.template", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                cwd="/",
-            )
-        self._socket = ours
-        self._socket.settimeout(REPLY_TIMEOUT)
-        try:
-            reply = self._socket.recv(64)  # "ready", once the imports are done
-        except OSError:
-            reply = b""
-        if reply != b"ready":
-            self.close()
-            raise TemplateError("the app template did not start")
+    @classmethod
+    def start(cls) -> Template:
+        """Start a template of this process's own, and wait until it is ready. Call it from a
+        thread that outlives the apps (the main one): the template dies when the thread that
+        started it ends."""
+        process, (channel,), pidfd = _launch(1)
+        template = cls(channel, pidfd, process)
+        with template._lock:
+            template._wait_ready()
+        return template
 
     def spawn(
         self,
@@ -166,8 +166,8 @@ class Template:
         status_read, status_write = os.pipe()
         try:
             with self._lock:
-                if self._socket is None:
-                    raise TemplateError("the app template is not running")
+                self._wait_ready()
+                assert self._socket is not None
                 fds = array.array("i", [listening, output, status_write])
                 message = json.dumps(request).encode()
                 self._socket.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -182,51 +182,121 @@ class Template:
             raise TemplateError(f"the app template could not fork: {reply.decode(errors='replace')}")
         return ForkedProcess(int(reply), status_read)
 
+    def _wait_ready(self) -> None:
+        """Read the template's "ready", sent once its imports are done (under the lock)."""
+        if self._socket is None:
+            raise TemplateError("the app template is not running")
+        if self._ready:
+            return
+        try:
+            reply = self._socket.recv(64)
+        except OSError:
+            reply = b""
+        if reply != b"ready":
+            self.close()
+            raise TemplateError("the app template did not start")
+        self._ready = True
+
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._socket is not None and not select.select([self._pidfd], [], [], 0)[0]
 
     def close(self) -> None:
+        """Close this channel; a template of this process's own ends with it."""
         if self._socket is not None:
-            self._socket.close()  # the template ends when it sees this
+            self._socket.close()  # the template ends when it sees every channel closed
             self._socket = None
+            os.close(self._pidfd)
         if self._process is not None:
-            try:
-                self._process.wait(5.0)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            _end(self._process)
+
+
+class SharedTemplate:
+    """A template with `count` control channels, for as many lanes of a grading run. It is
+    started before they are forked; each lane `take`s a channel of its own and forks its apps
+    through it, and the process that started it `close`s it once the lanes have ended."""
+
+    def __init__(self, count: int) -> None:
+        self._process, self._channels, self._pidfd = _launch(count)
+
+    def take(self, index: int) -> Template:
+        """Channel `index`, for this process (a lane) alone: its copies of the others close."""
+        for other, channel in enumerate(self._channels):
+            if other != index:
+                channel.close()
+        return Template(self._channels[index], os.dup(self._pidfd), None)
+
+    def close(self) -> None:
+        """Close every channel, so that the template ends once the lanes have closed theirs,
+        and wait for it."""
+        for channel in self._channels:
+            channel.close()
+        os.close(self._pidfd)
+        _end(self._process)
+
+
+def _launch(count: int) -> tuple[subprocess.Popen[bytes], list[socket.socket], int]:
+    """A template process with `count` control channels: it, our ends, and its pidfd."""
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(count)]
+    theirs = [their.fileno() for _, their in pairs]
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.hosting.template", *map(str, theirs)],
+            pass_fds=theirs,
+            stdin=subprocess.DEVNULL,
+            cwd="/",
+        )
+    finally:
+        for _, their in pairs:
+            their.close()
+    return process, [ours for ours, _ in pairs], os.pidfd_open(process.pid)
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    try:
+        process.wait(5.0)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # -- the template process -------------------------------------------------------------------------
 
 
-def main(fd: int) -> None:
+def main(fds: list[int]) -> None:
     _die_with_parent()
     for name in WARM:
         __import__(name)
-    control = socket.socket(fileno=fd)
-    control.send(b"ready")
+    controls = [socket.socket(fileno=fd) for fd in fds]
     statuses: dict[int, int] = {}  # a child's pidfd -> the write end of its status pipe
     children: dict[int, int] = {}  # a child's pidfd -> its pid
     with selectors.DefaultSelector() as selector:
-        selector.register(control, selectors.EVENT_READ)
-        while True:
+        for control in controls:
+            with contextlib.suppress(OSError):  # a lane that died before reading it
+                control.send(b"ready")
+            selector.register(control, selectors.EVENT_READ)
+        while controls:
             for key, _ in selector.select():
-                if key.fileobj is control:
-                    if not _serve_request(control, selector, statuses, children):
-                        return
-                else:
+                control = key.fileobj
+                if not isinstance(control, socket.socket):
                     _reap(typing.cast(int, key.fd), selector, statuses, children)
+                elif not _serve_request(control, controls, selector, statuses, children):
+                    selector.unregister(control)  # that grading run (or lane) is done
+                    controls.remove(control)
+                    control.close()
 
 
 def _serve_request(
     control: socket.socket,
+    controls: list[socket.socket],
     selector: selectors.BaseSelector,
     statuses: dict[int, int],
     children: dict[int, int],
 ) -> bool:
-    message, fds = _receive(control)
+    try:
+        message, fds = _receive(control)
+    except OSError:
+        return False
     if not message:
         return False  # the grading run closed its end: it is done
     listening, output, status = fds
@@ -237,8 +307,9 @@ def _serve_request(
         for fd in fds:
             os.close(fd)
         return True
-    if pid == 0:  # nothing of the template's but the socket and output: no status pipe, no pidfd
-        control.close()
+    if pid == 0:  # nothing of the template's but the socket and output: no channel, no pidfd
+        for each in controls:
+            each.close()
         selector.close()
         os.close(status)
         for pidfd, status_write in statuses.items():
@@ -250,7 +321,10 @@ def _serve_request(
     pidfd = os.pidfd_open(pid)
     statuses[pidfd], children[pidfd] = status, pid
     selector.register(pidfd, selectors.EVENT_READ)
-    control.send(str(pid).encode())
+    try:
+        control.send(str(pid).encode())
+    except OSError:
+        return False  # it has gone: its app dies with its session's end, or is killed
     return True
 
 
@@ -340,4 +414,4 @@ def _die_with_parent() -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main([int(argument) for argument in sys.argv[1:]])
