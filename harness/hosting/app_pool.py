@@ -39,7 +39,9 @@ class RunningApp(typing.Protocol):
 class AppPool:
     """Apps of the submission in `folder`. In subprocess mode, each keeps `limits`, runs on
     `python` and, if `box` names one (of `isolation`'s levels), in a box of its own (thread mode
-    has none of these: the app shares the grader's process)."""
+    has none of these: the app shares the grader's process). Forked apps come from `template`
+    (a lane's channel to the run's shared one) or, without one, from a template of the pool's
+    own; if it is killed, the pool starts its own."""
 
     def __init__(
         self,

@@ -14,12 +14,14 @@ The template runs the grader's own Python with the grader's packages, which it t
 another Python (a submission's ``--install-deps`` virtualenv, whose packages the submission chose)
 starts the exec'd way, since importing those packages here, as root, would run them unboxed.
 
-The grading run talks to it over a socket pair only the two hold (`Template`): a request carries
-the app's listening socket, its output file and a status pipe as file descriptors. When a child
-ends, the template writes its exit status (negative: the signal) into that pipe; a pipe that
-closes without one means the template itself was killed. The template dies with the run that
-started it, and each child with the template (``PR_SET_PDEATHSIG``), so nothing outlives a
-grading run that was killed.
+The grading run talks to it over socket pairs only the two hold (`Template`), one for each of the
+run's lanes (`SharedTemplate`), so that the template's imports are paid once a run, not once a
+lane: a request carries the app's listening socket, its output file and a status pipe as file
+descriptors, and its children hold none of those channels. When a child ends, the template
+writes its exit status (negative: the signal) into that pipe; a pipe that closes without one
+means the template itself was killed. The template dies with the run that started it, and each
+child with the template (``PR_SET_PDEATHSIG``), so nothing outlives a grading run that was
+killed.
 """
 
 from __future__ import annotations
