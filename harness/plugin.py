@@ -340,8 +340,10 @@ def fake_llm_server(pytestconfig: pytest.Config) -> typing.Iterator[FakeLLM]:
 def fake_llm(fake_llm_server: FakeLLM, pytestconfig: pytest.Config) -> typing.Iterator[FakeLLM]:
     """The fake provider, reset for this test: instant answers, no faults, an empty ledger."""
     seed = pytestconfig.getoption("fault_seed")
+    fake_llm_server.attend(None)  # the last scenario's app may still be sending: not to count
     fake_llm_server.reset(seed=seed)
     yield fake_llm_server
+    fake_llm_server.attend(None)
     fake_llm_server.reset(seed=seed)
 
 
@@ -350,7 +352,7 @@ def app_settings(request: pytest.FixtureRequest, fake_llm: FakeLLM) -> AppSettin
     """The settings the app under test gets: the harness's, and this scenario's
     ``@pytest.mark.app_settings(...)`` overrides. Scenarios derive their tolerances from them."""
     overrides = marks.settings_of(request.node, SCENARIO_SETTINGS)
-    return AppSettings(scenario_settings(fake_llm.base_url, **overrides))
+    return AppSettings(scenario_settings(fake_llm.url_for(request.node.nodeid), **overrides))
 
 
 @pytest.fixture
@@ -366,8 +368,11 @@ def app(
     following = request.node.stash.get(NEXT, None)
     if following is not None and grading.scenario(following) is not None:
         overrides = marks.settings_of(following, SCENARIO_SETTINGS)
-        upcoming = scenario_settings(fake_llm.base_url, **overrides)
+        upcoming = scenario_settings(fake_llm.url_for(following.nodeid), **overrides)
     with grading.app_for(run, app_settings.environ, upcoming) as running:
+        # What the app asked while starting (in the background, maybe during the scenario
+        # before) is not this scenario's; what it asks from now on is.
+        fake_llm.attend(request.node.nodeid)
         yield running
 
 

@@ -20,6 +20,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from . import text, wire
 from .faults import Fault, FaultError
+from .ledger import Ledger
+from .plan import FaultPlan
 from .playback import Playback
 from .playback import Request as PlaybackRequest
 
@@ -38,15 +40,16 @@ class BadRequest(Exception):
 def build_app(fake: FakeLLM) -> Starlette:
     async def chat_completions(request: Request) -> Response | Playback:
         received_at = time.monotonic()
+        ledger, plan = fake.books_for(request.path_params.get("key"))
         try:
             body = await _parse(request, fake)
         except ClientDisconnect:  # gone while still sending its request: nothing to answer
-            _record_unanswered(fake, received_at, outcome="disconnected")
+            _record_unanswered(ledger, received_at, outcome="disconnected")
             return Response(status_code=400)
         except BadRequest as exc:
-            _record_unanswered(fake, received_at, outcome="rejected", status=exc.status, text=exc.message)
+            _record_unanswered(ledger, received_at, outcome="rejected", status=exc.status, text=exc.message)
             return JSONResponse(wire.error_body(exc.status, exc.message), status_code=exc.status)
-        return _playback(fake, request, body, received_at)
+        return _playback(fake, ledger, plan, request, body, received_at)
 
     async def models(request: Request) -> Response:
         return JSONResponse(
@@ -66,12 +69,14 @@ def build_app(fake: FakeLLM) -> Starlette:
         body["error"]["code"] = "unknown_url"  # as OpenAI says; not the table's "model_not_found"
         return JSONResponse(body, status_code=status)
 
-    routes: list[BaseRoute] = [
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
+    api: list[BaseRoute] = [
+        Route("/chat/completions", chat_completions, methods=["POST"]),
+        Route("/models", models, methods=["GET"]),
     ]
+    routes: list[BaseRoute] = []
     if fake.admin_token is not None:
         routes.append(Mount(f"/_faultfirst/{fake.admin_token}", routes=_admin_routes(fake)))
+    routes += [Mount("/v1", routes=api), Mount("/{key}/v1", routes=api)]  # see FakeLLM.url_for
     return Starlette(
         routes=routes,
         exception_handlers={404: not_found, 405: not_found},
@@ -99,11 +104,11 @@ async def _parse(request: Request, fake: FakeLLM) -> dict[str, typing.Any]:
 
 
 def _record_unanswered(
-    fake: FakeLLM, received_at: float, *, outcome: str, status: int | None = None, text: str = ""
+    ledger: Ledger, received_at: float, *, outcome: str, status: int | None = None, text: str = ""
 ) -> None:
     """Put a request that never reached a fault in the ledger: every request is recorded."""
     now = time.monotonic()
-    fake.ledger.open(
+    ledger.open(
         received_at=received_at,
         model="?",
         stream=False,
@@ -117,12 +122,19 @@ def _record_unanswered(
     )
 
 
-def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any], received_at: float) -> Playback:
+def _playback(
+    fake: FakeLLM,
+    ledger: Ledger,
+    plan: FaultPlan,
+    http_request: Request,
+    body: dict[str, typing.Any],
+    received_at: float,
+) -> Playback:
     model = body["model"]
     stream = bool(body.get("stream"))
     prompt = wire.prompt_text(body["messages"])
-    fault, rng = fake.plan.next_fault(model, prompt)
-    call = fake.ledger.open(
+    fault, rng = plan.next_fault(model, prompt)
+    call = ledger.open(
         received_at=received_at,
         model=model,
         stream=stream,
@@ -141,14 +153,14 @@ def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any],
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         max_tokens=max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None,
         prompt_tokens=call.prompt_tokens,
-        answer=_answer(fault, prompt, model, fake.plan.seed, json_wanted=_asks_for_json(body)),
+        answer=_answer(fault, prompt, model, plan.seed, json_wanted=_asks_for_json(body)),
     )
     return Playback(
         request=request,
         fault=fault,
         rng=rng,
         call=call,
-        ledger=fake.ledger,
+        ledger=ledger,
         inflight=fake.inflight,
         find_transport=fake.find_transport,
     )

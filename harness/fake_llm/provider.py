@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import typing
 
@@ -41,6 +42,12 @@ class FakeLLM:
     ) -> None:
         self.plan = FaultPlan(models=models, seed=seed, profile=profile)
         self.ledger = Ledger()
+        # Requests through another app's URL than the attended one (`url_for`, `attend`): played
+        # as the instant profile, from books of their own, never touching the scenario's.
+        self.aside = Ledger()
+        self._aside_plan = FaultPlan(models=models, seed=seed)
+        self._secret = secrets.token_hex(16)
+        self._attended: str | None = None
         self.inflight = Inflight()
         self.api_key = api_key
         # The admin routes (`admin_url`) are for `faultfirst fake-llm`, where a person drives the
@@ -77,11 +84,38 @@ class FakeLLM:
     def models(self) -> tuple[str, ...]:
         return self.plan.models
 
+    # -- one app at a time ---------------------------------------------------------------------
+
+    def url_for(self, key: str) -> str:
+        """A base URL of one app's own (``.../<token>/v1``; the token hides `key`, a scenario's
+        node id). Its requests count, in `ledger` and `plan`, only while `attend(key)` holds:
+        before, an app starting up in the background; after, one whose scenario has ended,
+        still sending as it is stopped. Those are answered as the instant profile would, in
+        `aside`, so that they can neither land in another scenario's ledger nor take its
+        scripted faults nor draw on its profile."""
+        return f"{self.url}/{self._token(key)}/v1"
+
+    def attend(self, key: str | None) -> None:
+        """Count the requests through `url_for(key)` from now on (None: no app's); requests
+        through `base_url` always count."""
+        self._attended = None if key is None else self._token(key)
+
+    def books_for(self, token: str | None) -> tuple[Ledger, FaultPlan]:
+        """Where a request through the URL with `token` (None: `base_url`) is recorded and
+        planned."""
+        if token is None or token == self._attended:
+            return self.ledger, self.plan
+        return self.aside, self._aside_plan
+
+    def _token(self, key: str) -> str:
+        return hashlib.sha256(f"{self._secret}\0{key}".encode()).hexdigest()[:16]
+
     def reset(self, *, seed: int | None = None) -> None:
         """Back to a fresh provider: no faults, an empty ledger, and no response still playing."""
         self.inflight.abort_all()
         self.plan.clear(seed=seed)
         self.ledger.clear()
+        self.aside.clear()
 
     # -- serving ---------------------------------------------------------------------------------
 

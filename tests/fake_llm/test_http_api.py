@@ -332,3 +332,43 @@ async def test_the_scenarios_fake_has_no_admin_routes(fake_llm: FakeLLM) -> None
         plan = await http.post("/_faultfirst/plan", json={"profile": "instant"})
     assert_provider_error(index, 404, "Unknown request URL")
     assert plan.status_code in (404, 405)
+
+
+# -- one app at a time: url_for and attend ---------------------------------------------------------
+
+
+async def test_only_the_attended_apps_requests_count(fake_llm: FakeLLM) -> None:
+    """What lanes and background starts rely on: an app starting up before its scenario, or
+    still sending after it, never lands in another scenario's ledger nor takes its faults."""
+    fake_llm.script(f.error(503))
+    earlier, later = fake_llm.url_for("scenario 1"), fake_llm.url_for("scenario 2")
+    assert earlier != later and "scenario" not in earlier  # the app learns nothing of its scenario
+    async with loopback_client(later) as starting:
+        early = await starting.post("/chat/completions", json=chat("warming up"))
+    assert early.status_code == 200  # answered plainly, as the instant profile does
+    assert fake_llm.calls == []
+    fake_llm.attend("scenario 2")
+    async with loopback_client(later) as attended, loopback_client(earlier) as straggler:
+        late = await straggler.post("/chat/completions", json=chat("still sending"))
+        own = await attended.post("/chat/completions", json=chat("the question"))
+    assert (late.status_code, own.status_code) == (200, 503)  # the scripted fault went to its app
+    assert [call.prompt for call in fake_llm.calls] == ["user: the question"]
+    assert [call.prompt for call in fake_llm.aside.calls()] == [
+        "user: warming up",
+        "user: still sending",
+    ]
+    async with client(fake_llm) as direct:  # base_url: always counts
+        await direct.post("/chat/completions", json=chat("direct"))
+    assert [call.prompt for call in fake_llm.calls] == ["user: the question", "user: direct"]
+
+
+async def test_a_reset_keeps_the_attended_app(fake_llm: FakeLLM) -> None:
+    fake_llm.attend("scenario")
+    fake_llm.reset()  # as a scenario does mid-way: the model is back
+    async with loopback_client(fake_llm.url_for("scenario")) as http:
+        await http.post("/chat/completions", json=chat())
+    assert len(fake_llm.calls) == 1
+    fake_llm.attend(None)
+    async with loopback_client(fake_llm.url_for("scenario")) as http:
+        await http.post("/chat/completions", json=chat())
+    assert len(fake_llm.calls) == 1
