@@ -688,6 +688,25 @@ def test_what_a_dead_lane_was_to_run_next_is_run_by_another(pytester: pytest.Pyt
     }
 
 
+def test_a_lane_started_late_keeps_the_runs_time_limit(pytester: pytest.Pytester) -> None:
+    # As above: the first lane is given `dies` (after 1 s) and then `hangs`; the second
+    # `answers`, then the end. `hangs` goes to a lane started when the first dies, whose timer
+    # must end with the run's, 1.5 s after it started, not 1.5 s after the new lane's start.
+    dies = PASSING.replace("test_answers", "test_dies").replace(
+        "assert (", "await anyio.sleep(1.0)\n        os._exit(3)\n        ("
+    )
+    scenarios(pytester, "import os\nimport anyio", dies, PASSING, HANGS)
+    path = pytester.path / "grade.json"
+    limits = ("--run-timeout", "1.5", "--scenario-timeout", "10", "--concurrency", "2")
+    grade(pytester, submission(pytester), *limits, "--grade-json", str(path))
+    seen = {s["id"]: s for s in load_json(path)["scenarios"]}
+    reason = "the run's time limit of 1.5s passed during this scenario, so the app was stopped"
+    assert (seen["hangs"]["status"], seen["hangs"]["reason"]) == ("timed out", reason)
+    # Stopped ~0.5 s after it started; a fresh limit would have given it 1.5 s. The 0.5 s of
+    # slack is for a loaded machine: forking a lane and starting the app take milliseconds.
+    assert seen["hangs"]["duration"] < 1.0, seen["hangs"]
+
+
 def test_concurrency_must_be_a_whole_number(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
     result = pytester.runpytest("--concurrency", "0")

@@ -26,6 +26,8 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
+import time
 import typing
 from dataclasses import dataclass, field
 
@@ -68,18 +70,19 @@ def run(
 ) -> None:
     """Run `session.items`, every one a scenario, in `count` lanes; add their results to the
     grade in collection order. `before(item, upcoming)` is called in the lane before each
-    scenario, with the one it runs next. The run's time limit, `run_limit`, is kept by a timer in
-    every lane and in this process, each started once forked. `private` are file descriptors the
-    lanes close (the grade's channel: only this process sends on it). `template`, with a channel
-    for each of the `count` lanes, is where they fork their apps from (a lane forked later to
-    replace one that died starts its own)."""
+    scenario, with the one it runs next. The run's time limit, `run_limit`, is kept by a timer
+    in every lane and in this process, all ending at the same moment. `private` are file
+    descriptors the lanes close (the grade's channel: only this process sends on it).
+    `template`, with a channel for each of the `count` lanes, is where they fork their apps from
+    (a lane forked later to replace one that died starts its own)."""
     _hand_over_captured(session.config)
-    fork = functools.partial(_fork, session, grading, run_limit, before, private, template)
+    limit = None if run_limit is None else (run_limit, time.monotonic() + run_limit)
+    fork = functools.partial(_fork, session, grading, limit, before, private, template)
     lanes = _Lanes(session, grading, fork)
     timer = None
     try:
         lanes.start(min(count, len(session.items)))
-        timer = grading.limit_run(session, run_limit) if run_limit is not None else None
+        timer = _limit_run(session, grading, limit)
         lanes.serve()
     except KeyboardInterrupt:
         lanes.stop(signal.SIGTERM)
@@ -196,7 +199,7 @@ def _log(item: pytest.Item, reports: list[dict[str, typing.Any]]) -> None:
 def _fork(
     session: pytest.Session,
     grading: GradingSession,
-    run_limit: float | None,
+    limit: tuple[float, float] | None,
     before: typing.Callable[[pytest.Item, pytest.Item | None], None],
     private: tuple[int, ...],
     template: SharedTemplate | None,
@@ -219,7 +222,7 @@ def _fork(
         if template is not None and channel is not None:
             grading.template = template.take(channel)
         _capture_apart(session.config)
-        _lane(session, grading, theirs, run_limit, before)
+        _lane(session, grading, theirs, limit, before)
         code = 0
     except BaseException as error:  # noqa: BLE001 - a lane must never return into pytest's loop
         print(f"faultfirst: a grading lane failed: {type(error).__name__}: {error}", file=sys.stderr)
@@ -231,14 +234,14 @@ def _lane(
     session: pytest.Session,
     grading: GradingSession,
     connection: multiprocessing.connection.Connection,
-    run_limit: float | None,
+    limit: tuple[float, float] | None,
     before: typing.Callable[[pytest.Item, pytest.Item | None], None],
 ) -> None:
     """Run what the parent hands out, sending back each scenario's reports and results."""
     items, config = session.items, session.config
     given: collections.deque[int] = collections.deque()
     ended = False
-    timer = grading.limit_run(session, run_limit) if run_limit is not None else None
+    timer = _limit_run(session, grading, limit)
     try:
         while not session.shouldstop:
             while not ended and len(given) < 2:
@@ -263,6 +266,17 @@ def _lane(
         if timer is not None:
             timer.cancel()
         grading.close()
+
+
+def _limit_run(
+    session: pytest.Session, grading: GradingSession, limit: tuple[float, float] | None
+) -> threading.Timer | None:
+    """The run's time limit (seconds, and the monotonic moment they end), for this process:
+    a lane forked late, to replace one that died, gets what is left, not a fresh limit."""
+    if limit is None:
+        return None
+    seconds, deadline = limit
+    return grading.limit_run(session, seconds, within=deadline - time.monotonic())
 
 
 def _hand_over_captured(config: pytest.Config) -> None:

@@ -102,9 +102,12 @@ class GradingSession:
 
     # -- the run's time limit --------------------------------------------------------------------
 
-    def limit_run(self, session: pytest.Session, seconds: float) -> threading.Timer:
-        """Stop the run after `seconds`: the scenario running then times out, and no other
-        starts. The caller cancels the returned timer when the run ends."""
+    def limit_run(
+        self, session: pytest.Session, seconds: float, within: float | None = None
+    ) -> threading.Timer:
+        """Stop the run after `seconds` (or `within` seconds from now, what is left of them in
+        a process started later): the scenario running then times out, and no other starts.
+        The caller cancels the returned timer when the run ends."""
 
         def expire() -> None:
             self.run_expired = seconds
@@ -112,7 +115,7 @@ class GradingSession:
             if self._stop_current is not None:
                 self._stop_current()
 
-        timer = threading.Timer(seconds, expire)
+        timer = threading.Timer(seconds if within is None else max(0.0, within), expire)
         timer.daemon = True
         timer.start()
         return timer
