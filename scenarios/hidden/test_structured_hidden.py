@@ -13,7 +13,7 @@ import pytest
 from hypothesis import strategies as st
 
 from harness.app_client import AppClient, Reply, excerpt
-from harness.checks import cards
+from harness.checks import cards, examples
 from harness.checks.errors import ERROR_SHAPE, is_error
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
@@ -118,7 +118,7 @@ def test_near_misses_of_any_kind_are_read(
         )
         assert calls == 1, f"{where}; the app called the model {calls} times, not once"
 
-    with http:
+    with http, examples.seed_only():
         answer_then_card()
 
 
