@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 
 from .app_thread import AppThread
-from .launcher import AppDidNotStart, AppProcess, forkable
+from .launcher import OWN_URL, AppDidNotStart, AppProcess, forkable
 from .sandbox import Limits
 from .template import Template, TemplateError
 
@@ -75,12 +75,13 @@ class AppPool:
         upcoming: typing.Mapping[str, str] | None = None,
     ) -> RunningApp:
         """A running app with `settings`, or `AppDidNotStart` (at once, if it failed before with
-        the same settings: an app that cannot import will not import on the next try either).
+        the same settings, but for its own URL of the fake's: an app that cannot import will not
+        import on the next try either).
 
         `upcoming` are the settings the next scenario will ask for, if there is one: in
         subprocess mode, its app starts in the background now."""
         settings = dict(settings)
-        key = frozenset(settings.items())
+        key = frozenset((name, value) for name, value in settings.items() if name != OWN_URL)
         if key in self._failures:
             raise self._failures[key]
         if self._template is not None and not self._template.running:

@@ -354,10 +354,14 @@ def explain(line: str) -> str:
 NO_CERTIFICATES = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": "/nonexistent/faultfirst-no-certificates"}
 
 
+# The one setting that differs for every app under the scenarios (`FakeLLM.url_for`).
+OWN_URL = "LLM_BASE_URL"
+
+
 def scenario_settings(llm_base_url: str, **overrides: str) -> dict[str, str]:
     """The settings an app gets under the scenarios, pointing at the fake provider, and the
     environment that spares it loading certificates it will never use."""
-    return {**NO_CERTIFICATES, **SCENARIO_SETTINGS, "LLM_BASE_URL": llm_base_url, **overrides}
+    return {**NO_CERTIFICATES, **SCENARIO_SETTINGS, OWN_URL: llm_base_url, **overrides}
 
 
 class AppSettings:
