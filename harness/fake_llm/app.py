@@ -150,6 +150,7 @@ def _playback(fake: FakeLLM, http_request: Request, body: dict[str, typing.Any],
         call=call,
         ledger=fake.ledger,
         inflight=fake.inflight,
+        pacer=fake.pacer,
         find_transport=fake.find_transport,
     )
 

@@ -9,6 +9,7 @@ from ..hosting.server import ServerThread
 from .app import build_app
 from .faults import Fault
 from .ledger import Call, Ledger
+from .pacer import Pacer
 from .plan import FaultPlan
 from .playback import Inflight
 
@@ -42,6 +43,7 @@ class FakeLLM:
         self.plan = FaultPlan(models=models, seed=seed, profile=profile)
         self.ledger = Ledger()
         self.inflight = Inflight()
+        self.pacer = Pacer()  # the streams' token timer, in the server's thread
         self.api_key = api_key
         # The admin routes (`admin_url`) are for `faultfirst fake-llm`, where a person drives the
         # fake over HTTP; an app under test must have nothing to find, so graded runs go without.
