@@ -34,7 +34,10 @@ N / token_delay tokens/s. Figures per level:
   whole run, start included;
 - CPU as % of one core: the server (this process: the server thread, the main thread only
   waits), the client process, and every other process on the machine (from /proc/stat): a level
-  that ran beside someone else's load is flagged, its figures understate the fake.
+  that ran beside someone else's load is flagged, its figures understate the fake;
+- server CPU per token: the server's CPU seconds over the whole load (start-up storm included)
+  divided by the tokens the clients received, in microseconds: what one streamed token costs the
+  fake, whatever the level's token rate.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -286,12 +290,13 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 
 def run_level(
     fake: typing.Any, streams: int, tokens: int, token_delay: float, client: str = "raw"
-) -> tuple[LevelResult, float, float | None]:
+) -> tuple[LevelResult, float, float | None, float]:
     """One level: a fresh client process, the server's CPU use measured around its load.
 
     Returns the client's figures, the server's CPU and the CPU that other processes used meanwhile
     (both in % of one core; the latter None where /proc/stat is missing): on a shared machine, a
-    level that ran beside someone else's load says so.
+    level that ran beside someone else's load says so. Last, the server's CPU seconds per token
+    delivered, in microseconds (nan if none came).
     """
     fake.reset()
     from harness.fake_llm import faults as f
@@ -322,11 +327,12 @@ def run_level(
         if process.is_alive():
             process.kill()
     server_cpu_pct = 100 * (cpu1 - cpu0) / (wall1 - wall0)
+    us_per_token = 1e6 * (cpu1 - cpu0) / result.total_tokens if result.total_tokens else math.nan
     others_pct = None
     if busy0 is not None and busy1 is not None:
         others = (busy1 - busy0) - (cpu1 - cpu0) - result.client_cpu_s
         others_pct = max(0.0, 100 * others / (wall1 - wall0))
-    return result, server_cpu_pct, others_pct
+    return result, server_cpu_pct, others_pct, us_per_token
 
 
 def _machine_busy() -> float | None:
@@ -439,16 +445,17 @@ def main(argv: list[str] | None = None) -> int:
         "\nwindow (all streams open, start-up storm over), tokens/s delivered and, per token, the"
         "\ngap to the previous one less the token delay ('added') and how late it came on its"
         "\nstream's schedule ('late'); the worst gap of the whole run, start-up included; CPU in %"
-        "\nof one core, 'others' being every other process on the machine.\n"
+        "\nof one core, 'others' being every other process on the machine; the server's CPU per"
+        "\ntoken delivered (whole load, start-up included).\n"
     )
     header = (
         f"{'streams':>7} {'completed':>9} {'peak open':>9} {'offered/s':>9} {'tokens/s':>9} "
         f"{'added mean':>10} {'added p99':>9} {'late mean':>9} {'late p99':>8} {'worst gap':>9} "
-        f"{'server CPU':>10} {'client CPU':>10} {'others CPU':>10}"
+        f"{'server CPU':>10} {'client CPU':>10} {'others CPU':>10} {'server CPU/token':>16}"
     )
     print(header)
     print("-" * len(header))
-    for result, server_cpu, others_cpu in rows:
+    for result, server_cpu, others_cpu, us_per_token in rows:
         client_cpu = 100 * result.client_cpu_s / result.load_wall_s if result.load_wall_s else 0.0
         others = "n/a" if others_cpu is None else f"{others_cpu:.0f}%"
         print(
@@ -456,11 +463,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.streams / args.token_delay:>9,.0f} {tokens_per_s(result):>9,.0f} "
             f"{result.added_mean_ms:>+7.2f} ms {result.added_p99_ms:>6.2f} ms "
             f"{result.late_mean_ms:>6.2f} ms {result.late_p99_ms:>5.2f} ms "
-            f"{result.worst_ms:>6.1f} ms {server_cpu:>9.0f}% {client_cpu:>9.0f}% {others:>10}"
+            f"{result.worst_ms:>6.1f} ms {server_cpu:>9.0f}% {client_cpu:>9.0f}% {others:>10} "
+            f"{us_per_token:>13.1f} µs"
         )
     print()
-    for result, _, others_cpu in rows:
+    for result, _, others_cpu, us_per_token in rows:
         print(f"{result.streams:>4} streams: {verdict(result, args.token_delay)}")
+        print(f"      server CPU µs per token: {us_per_token:.1f}")
         if others_cpu is not None and others_cpu > OTHERS_WARNING:
             print(
                 f"      other processes used {others_cpu:.0f}% of a core meanwhile: these figures "

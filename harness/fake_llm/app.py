@@ -162,6 +162,7 @@ def _playback(
         call=call,
         ledger=ledger,
         inflight=fake.inflight,
+        pacer=fake.pacer,
         find_transport=fake.find_transport,
     )
 

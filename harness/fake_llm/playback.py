@@ -5,6 +5,12 @@ it with ``http.disconnect`` when the client closes the connection, which is how 
 client leave while it is still "thinking" (no byte sent yet) as well as mid-stream. Tokens are
 scheduled against the clock from the start of the response, not from the previous token, so a
 loaded machine delays a token without delaying every token after it.
+
+A stream's tokens are sent by the server's `Pacer`, from one timer per millisecond for all
+streams, and written straight to the connection (`ChunkWriter`): waking each stream's coroutine
+and sending each token through ASGI was most of the fake's CPU per token. The coroutine takes a
+token back (`_send_token`) whenever that shortcut does not apply: faults that shape the body (a
+drip, a malformed chunk), a client that is slow to read or gone.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from dataclasses import dataclass
 import anyio
 
 from . import wire
+from .chunked import ChunkWriter
 from .faults import Fault
 from .ledger import Call, Ledger
+from .pacer import Pacer
 
 Scope = typing.MutableMapping[str, typing.Any]
 Receive = typing.Callable[[], typing.Awaitable[typing.MutableMapping[str, typing.Any]]]
@@ -65,6 +73,7 @@ class Playback:
         call: Call,
         ledger: Ledger,
         inflight: Inflight,
+        pacer: Pacer,
         find_transport: TransportFinder | None,
     ) -> None:
         self.request = request
@@ -73,12 +82,18 @@ class Playback:
         self.call = call
         self.ledger = ledger
         self.inflight = inflight
+        self.pacer = pacer
         self.find_transport = find_transport
         self.created = int(time.time())
         self.start = time.monotonic()
         self.next_token_at = self.start
         self.finished = False  # a close after the last byte is no "disconnect"
         self._token_frame: tuple[bytes, bytes] | None = None  # see _token_chunk
+        # While the pacer sends this stream's tokens (_pace_tokens): the writer it sends them
+        # with, how many to send, and the future that hands the stream back to the coroutine.
+        self._writer: ChunkWriter | None = None
+        self._count: int | None = None
+        self._handback: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -134,11 +149,7 @@ class Playback:
         await self._start(send, 200, "text/event-stream; charset=utf-8")
         await self._body(send, self._chunk({"role": "assistant", "content": ""}))
         count, finish = self._planned_tokens()
-        for token in self._tokens(count):
-            if fault.kind == "malformed" and self.call.tokens == fault.after_tokens:
-                await self._body(send, b'data: {"id": "' + request.id.encode() + b'", "choices": [{"delta\n\n')
-            await self._next_token(token)
-            await self._body(send, self._token_chunk(token))
+        await self._send_tokens(send, count)
         if fault.kind in ("stall", "reset", "cut", "error"):
             await self._end_stream_badly(send)
             return
@@ -199,6 +210,69 @@ class Playback:
             count, finish = request.max_tokens, "length"
         return count, finish
 
+    async def _send_tokens(self, send: Send, count: int | None) -> None:
+        """Send the stream's `count` tokens (None: until the client leaves), each at its time:
+        the pacer sends what it can, this coroutine each token it hands back."""
+        writer = self._chunk_writer()
+        while not self._all_sent(count):
+            if writer is not None:
+                await self._pace_tokens(writer, count)
+            if not self._all_sent(count):
+                await self._send_token(send)
+
+    def _all_sent(self, count: int | None) -> bool:
+        return count is not None and self.call.tokens >= count
+
+    async def _send_token(self, send: Send) -> None:
+        """The next token, through ASGI: at its time, after the malformed chunk of that fault."""
+        fault = self.fault
+        if fault.kind == "malformed" and self.call.tokens == fault.after_tokens:
+            await self._body(send, b'data: {"id": "' + self.request.id.encode() + b'", "choices": [{"delta\n\n')
+        token = self._token_at(self.call.tokens)
+        await self._next_token(token)
+        await self._body(send, self._token_chunk(token))
+
+    def _chunk_writer(self) -> ChunkWriter | None:
+        """A writer of this stream's token chunks past ASGI, unless the fault shapes the body."""
+        fault = self.fault
+        if fault.kind == "malformed" or fault.bytes_per_second is not None or self.find_transport is None:
+            return None
+        transport = self.find_transport(self.scope.get("client"))
+        return ChunkWriter.for_response(transport, self.scope, self.fault.headers)
+
+    async def _pace_tokens(self, writer: ChunkWriter, count: int | None) -> None:
+        """Let the pacer send tokens until all are sent or it hands the next one back."""
+        self._writer, self._count = writer, count
+        self._handback = asyncio.get_running_loop().create_future()
+        self.pacer.call_at(self.next_token_at, self._pace_token)
+        await self._handback
+
+    def _pace_token(self) -> None:
+        """The pacer's call when the next token is due: send it, or hand it back to the
+        coroutine when the client has gone (nothing billed after) or has bytes still queued."""
+        handback, writer = self._handback, self._writer
+        assert handback is not None and writer is not None
+        if handback.done():  # the coroutine was cancelled: a disconnect, an abort
+            return
+        if self.call.disconnected or not writer.ready():
+            handback.set_result(None)
+            return
+        try:
+            token = self._token_at(self.call.tokens)
+            self._bill_token(token)
+            writer.write(self._token_chunk(token))
+        except Exception as exc:  # raised in the coroutine, as if it had sent the token itself
+            handback.set_exception(exc)
+            return
+        if self._all_sent(self._count):
+            handback.set_result(None)
+        else:
+            self.pacer.call_at(self.next_token_at, self._pace_token)
+
+    def _token_at(self, index: int) -> str:
+        answer = self.request.answer
+        return answer[index % len(answer)]
+
     def _tokens(self, count: int | None) -> typing.Iterator[str]:
         answer = self.request.answer
         index = 0
@@ -210,9 +284,15 @@ class Playback:
         await self._sleep_until(self.next_token_at)
         if self.call.disconnected:  # gone as this token fell due: bill nothing after the disconnect
             await anyio.sleep_forever()  # the watcher's cancel is on its way
+        self._bill_token(token)
+
+    def _bill_token(self, token: str) -> None:
+        """Record `token` as sent now and schedule the next one."""
         self.ledger.add_token(self.call, token)
         fault = self.fault
-        delay = fault.token_delay + self.rng.uniform(-fault.jitter, fault.jitter)
+        delay = fault.token_delay
+        if fault.jitter:  # the generator serves only jitter: without it, no draw is seen
+            delay += self.rng.uniform(-fault.jitter, fault.jitter)
         self.next_token_at += max(0.0, delay)
 
     async def _sleep_until(self, moment: float) -> None:
@@ -239,6 +319,11 @@ class Playback:
         await send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def _body(self, send: Send, data: bytes, more: bool = True, outcome: str = "completed") -> None:
+        if self.fault.bytes_per_second is None:  # the common case, once per token: kept short
+            if not more:
+                self._finish(outcome)
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+            return
         pieces = self._drip_pieces(data) if self.fault.kind == "drip" else [data]
         for index, piece in enumerate(pieces):
             last = index == len(pieces) - 1

@@ -10,6 +10,7 @@ from ..hosting.server import ServerThread
 from .app import build_app
 from .faults import Fault
 from .ledger import Call, Ledger
+from .pacer import Pacer
 from .plan import FaultPlan
 from .playback import Inflight
 
@@ -49,6 +50,7 @@ class FakeLLM:
         self._secret = secrets.token_hex(16)
         self._attended: str | None = None
         self.inflight = Inflight()
+        self.pacer = Pacer()  # the streams' token timer, in the server's thread
         self.api_key = api_key
         # The admin routes (`admin_url`) are for `faultfirst fake-llm`, where a person drives the
         # fake over HTTP; an app under test must have nothing to find, so graded runs go without.
