@@ -170,28 +170,48 @@ STREAM_WAITS_FOR_FIRST_PIECE = Mutant(
 
 KEEPALIVE_READS_IN_A_TASK = Mutant(
     "keepalive_reads_in_a_task",
-    "The stream waits for each piece with asyncio.wait on a task of its own (to send a keep-alive "
-    "comment every second of silence), and nobody cancels that task when the client leaves: the "
-    "call to the model stays open, before the first token as midway.",
+    "The stream reads the model's pieces into a queue from a task of its own (so that it can send "
+    "a keep-alive comment every second of silence), kept in a set as asyncio's docs ask, and "
+    "nobody cancels that task when the client leaves: the call to the model runs to its end, "
+    "before the first token as midway. (A first version left the task unreferenced: it was "
+    "collected with the stream's frame, so the call stopped whenever Python's cyclic garbage "
+    "collector happened to run, and a determinism round once saw it stop in time.)",
     (
         Edit("streaming.py", "import contextlib\n", "import asyncio\nimport contextlib\n"),
         Edit(
             "streaming.py",
             'Events = typing.AsyncGenerator["str | Metadata", None]\n',
             'Events = typing.AsyncGenerator["str | Metadata", None]\n'
-            "KEEPALIVE = 1.0  # seconds of silence before a comment keeps proxies from closing\n",
+            "KEEPALIVE = 1.0  # seconds of silence before a comment keeps proxies from closing\n"
+            "READERS: set[asyncio.Task[None]] = set()  # kept until they end, as asyncio asks\n"
+            "\n"
+            "\n"
+            "async def _read_all(events: Events, pieces: asyncio.Queue) -> None:\n"
+            "    try:\n"
+            "        async for piece in events:\n"
+            "            pieces.put_nowait(piece)\n"
+            "    except Exception as error:  # raised where the stream is written\n"
+            "        pieces.put_nowait(error)\n"
+            "    pieces.put_nowait(None)\n",
         ),
         Edit(
             "streaming.py",
             "            async for event in events:\n"
             "                if isinstance(event, Metadata):\n",
+            "            pieces: asyncio.Queue = asyncio.Queue()\n"
+            "            reader = asyncio.ensure_future(_read_all(events, pieces))\n"
+            "            READERS.add(reader)\n"
+            "            reader.add_done_callback(READERS.discard)\n"
             "            while True:\n"
-            "                next_event = asyncio.ensure_future(anext(events, None))\n"
-            "                while not (await asyncio.wait({next_event}, timeout=KEEPALIVE))[0]:\n"
+            "                try:\n"
+            "                    event = await asyncio.wait_for(pieces.get(), KEEPALIVE)\n"
+            "                except asyncio.TimeoutError:\n"
             '                    yield ": keep-alive\\n\\n"\n'
-            "                event = next_event.result()\n"
+            "                    continue\n"
             "                if event is None:\n"
             "                    break\n"
+            "                if isinstance(event, Exception):\n"
+            "                    raise event\n"
             "                if isinstance(event, Metadata):\n",
         ),
     ),
