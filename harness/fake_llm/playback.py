@@ -274,10 +274,9 @@ class Playback:
         return answer[index % len(answer)]
 
     def _tokens(self, count: int | None) -> typing.Iterator[str]:
-        answer = self.request.answer
         index = 0
         while count is None or index < count:
-            yield answer[index % len(answer)]
+            yield self._token_at(index)
             index += 1
 
     async def _next_token(self, token: str) -> None:
