@@ -194,6 +194,9 @@ def _summary(file: Path, names: list[str], args: argparse.Namespace) -> int:
         for name in names:
             if name in round_["outcomes"]:
                 outcomes[name][round_["outcomes"][name]] += 1
+    if not rounds:
+        print(f"no rounds recorded for code {code}, {way}: --jobs and --concurrency decide the way")
+        return 1
     loads = sorted({round_["load"] for round_ in rounds})
     fewest = min((sum(seen.values()) for seen in outcomes.values()), default=0)
     how = f"{len(rounds)} rounds recorded for code {code} ({fewest} of every solution), {way}"

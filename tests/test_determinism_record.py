@@ -69,3 +69,16 @@ def test_a_solution_graded_otherwise_in_another_sitting_is_reported(
 
     assert status == 1
     assert "VARIED           reference" in capsys.readouterr().out
+
+
+def test_no_round_of_this_code_and_way_is_a_failure_not_a_varied_list(
+    determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record, code = tmp_path / "rounds.jsonl", determinism.code_digest()
+    determinism._record(record, code, {"reference": "165/165 [none failed]"}, options(jobs=3))
+    # One round, run another way: nothing to compare, which is no proof.
+    status = determinism._summary(record, ["reference"], options(own_tasks=False))
+
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert printed.startswith("no rounds recorded for code") and "VARIED" not in printed

@@ -109,8 +109,11 @@ async def test_fallback_rather_than_wait_past_the_deadline(
     "request try the primary again, and when it answers, close the breaker and go back to it.",
     checks=["fallback.breaker"],
 )
-# A shorter cool-down than BREAKER's: nothing here needs it to outlast a moment between requests.
-@pytest.mark.app_settings(**{**BREAKER, "BREAKER_COOL_DOWN": "0.2"})
+# BREAKER's cool-down, far longer than a moment between requests: a breaker that stays open after
+# its trial call succeeds sends the next request to the fallback only while that cool-down runs.
+# With a cool-down of 0.2 s, one such breaker passed on a loaded machine, where request #2 took
+# longer than that. Three requests after the trial (#2 to #4) make it need two such delays in a row.
+@pytest.mark.app_settings(**BREAKER)
 async def test_the_breaker_closes_once_the_primary_is_back(
     client: AppClient, fake_llm: FakeLLM, question: str, app_settings: AppSettings
 ) -> None:
@@ -123,7 +126,7 @@ async def test_the_breaker_closes_once_the_primary_is_back(
     # The cool-down runs from the app's last failure, which came after the fake saw that call.
     back_at = failed[-1].received_at + app_settings.breaker_cool_down + LATE
     await anyio.sleep(max(0.0, back_at - time.monotonic()))
-    for number in (2, 3):
+    for number in (2, 3, 4):
         reply = await client.ask(f"{question} #{number}")
         model = reply.json().get("model")
         assert fake_llm.ledger.calls(primary) and model == primary, (
