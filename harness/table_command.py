@@ -74,13 +74,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def outcomes_of(grades: list[saved.SavedGrade]) -> list[Outcome]:
-    """The rows `faultfirst grade` made of these grades. Names stay as the grades have them,
-    made unique as `faultfirst grade` makes its own (``alice``, ``alice-2``)."""
+    """The rows `faultfirst grade` made of these grades. A row is named as the grade names its
+    submission, or by the folder's name where pytest graded it (and named it by its path), made
+    unique as `faultfirst grade` makes its names (``alice``, ``alice-2``)."""
     outcomes: list[Outcome] = []
     names: set[str] = set()
     for loaded in grades:
         grade = loaded.grade
-        name = one_line(grade.submission, limit=100) or "submission"
+        named = grade.submission if grade.source is not None else Path(grade.submission).name
+        name = one_line(named, limit=100) or "submission"
         unique, number = name, 1
         while unique in names:
             number += 1
