@@ -302,7 +302,8 @@ class Progress:
             done, elapsed = self.done, time.monotonic() - self.began
         left = self.total - done
         estimate = f"; about {_duration(elapsed / done * left)} left" if left else ""
-        self._print(f"  [{done:>{len(str(self.total))}}/{self.total}] {self._result(outcome)}{estimate}")
+        count = f"[{done:>{len(str(self.total))}}/{self.total}]"
+        self._print(f"  {count} {self._result(outcome)}{estimate}")
 
     def _result(self, outcome: grader.Outcome) -> str:
         if outcome.report is None:

@@ -111,7 +111,7 @@ def test_the_batch_estimates_the_time_left_from_its_pace_so_far(
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == [
         "          ada: grading",
-        f"  [ 1/10] ada: 3/7 (43%), incomplete, 40.0s; about 6m 00s left",
+        "  [ 1/10] ada: 3/7 (43%), incomplete, 40.0s; about 6m 00s left",
         "  [ 2/10] bob: not graded (no exercise_app/); about 2m 40s left",
     ]
     assert lines[-1] == "  [10/10] eve: not graded (x)"  # none left: no estimate

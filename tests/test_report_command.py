@@ -124,7 +124,8 @@ def test_report_makes_again_every_report_the_batch_wrote_byte_for_byte(
     made = faultfirst("report", batch.folder / "json" / f"{name}.json", *asked)
     assert made.returncode == 0, made.stderr
     for kind, suffix in REPORTS.items():
-        assert (tmp_path / kind).read_bytes() == (batch.folder / kind / f"{name}{suffix}").read_bytes()
+        written = batch.folder / kind / f"{name}{suffix}"
+        assert (tmp_path / kind).read_bytes() == written.read_bytes()
     assert made.stdout.splitlines() == [f"{kind} report: {tmp_path / kind}" for kind in REPORTS]
 
 
@@ -160,7 +161,8 @@ def test_without_a_terminal_the_board_has_no_colour_unless_asked(
     grade = single.folder / "grade.json"
     auto = faultfirst("report", grade, env=without("NO_COLOR", "FORCE_COLOR"))
     forced = faultfirst("report", grade, env={**without("NO_COLOR"), "FORCE_COLOR": "1"})
-    refused = faultfirst("report", grade, "--color", "auto", env={**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "1"})
+    both = {**os.environ, "NO_COLOR": "1", "FORCE_COLOR": "1"}
+    refused = faultfirst("report", grade, "--color", "auto", env=both)  # NO_COLOR wins
     assert "\x1b" not in auto.stdout and "\x1b" not in refused.stdout
     assert SGR.search(forced.stdout) and plain(forced.stdout) == auto.stdout
     asked = faultfirst("report", grade, "--color", "yes", env={**os.environ, "NO_COLOR": "1"})
@@ -183,7 +185,8 @@ def test_report_writes_junit_with_the_scenarios_pytest_reported(
     """Not byte for byte: pytest's file names each test's module, its host and every
     parametrized case, which a grade does not keep. The scenarios, their properties and which
     failed are the same."""
-    made = faultfirst("report", batch.folder / "json" / "ada.json", "--junitxml", tmp_path / "j.xml")
+    grade = batch.folder / "json" / "ada.json"
+    made = faultfirst("report", grade, "--junitxml", tmp_path / "j.xml")
     assert made.returncode == 0, made.stderr
 
     def cases(path: Path) -> dict[str, tuple[dict[str, str], bool]]:

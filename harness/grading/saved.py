@@ -97,9 +97,7 @@ def _check_kind(data: object) -> None:
         raise NotAGrade(" is not a faultfirst grade: it holds no JSON object")
     schema = data.get("schema")
     if schema == COMPARISON_SCHEMA:
-        raise NotAGrade(
-            " is a comparison table, not a grade: give the grades it was made from"
-        )
+        raise NotAGrade(" is a comparison table, not a grade: give the grades it was made from")
     if schema != SCHEMA:
         raise NotAGrade(
             ' is not a faultfirst grade (no "schema": "faultfirst-grade"): give a JSON that '
@@ -108,6 +106,8 @@ def _check_kind(data: object) -> None:
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:
         return
+    if version is None:
+        raise NotAGrade(" is not a faultfirst grade: it has no schema_version")
     written = data.get("harness_version")
     by = f", written by faultfirst {one_line(str(written), 40)}" if written else ""
     if isinstance(version, int) and version > SCHEMA_VERSION:
