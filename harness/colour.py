@@ -13,6 +13,7 @@ are the SGR ones written here, so ``plain(coloured) == uncoloured`` always.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import typing
@@ -22,6 +23,17 @@ CHOICES = ("auto", "yes", "no")
 _RESET = "\x1b[0m"
 _CODES = {"bold": "1", "red": "31", "green": "32", "yellow": "33"}
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def add_option(command: argparse.ArgumentParser) -> None:
+    """Add ``--color`` to a command, as pytest has it."""
+    command.add_argument(
+        "--color",
+        choices=CHOICES,
+        default="auto",
+        help="colour the terminal's output (auto, the default: on a terminal, unless NO_COLOR "
+        "is set or FORCE_COLOR asks for it)",
+    )
 
 
 def wanted(choice: str, stream: typing.TextIO) -> bool:

@@ -153,7 +153,7 @@ def add_command(commands: typing.Any) -> None:
     command.add_argument(
         "--seed", type=int, default=0, help="seed for the fake provider's faults (default: 0)"
     )
-    report_command.add_color_option(command)
+    colour.add_option(command)
     command.set_defaults(run=run)
 
 

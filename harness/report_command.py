@@ -55,18 +55,8 @@ def add_command(commands: typing.Any) -> None:
     command.add_argument(
         "--gradescope", metavar="PATH", type=Path, help="Gradescope's autograder results.json"
     )
-    add_color_option(command)
+    colour.add_option(command)
     command.set_defaults(run=run)
-
-
-def add_color_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--color",
-        choices=colour.CHOICES,
-        default="auto",
-        help="colour the terminal's output (auto, the default: on a terminal, unless NO_COLOR "
-        "is set or FORCE_COLOR asks for it)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

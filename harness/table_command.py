@@ -16,7 +16,7 @@ import sys
 import typing
 from pathlib import Path
 
-from . import colour, comparison, report_command
+from . import colour, comparison
 from .grader import Outcome
 from .grading import saved
 from .grading.sanitize import one_line
@@ -50,7 +50,7 @@ def add_command(commands: typing.Any) -> None:
         type=Path,
         help="the table as JSON, each row with its whole grade (as `grade --table-json`)",
     )
-    report_command.add_color_option(command)
+    colour.add_option(command)
     command.set_defaults(run=run)
 
 
