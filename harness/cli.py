@@ -9,7 +9,7 @@ import time
 import typing
 from pathlib import Path
 
-from . import __version__, export, grade_command
+from . import __version__, export, grade_command, report_command, table_command
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
 from .hosting.launcher import AppDidNotStart, AppProcess
 from .hosting.server import ServerError
@@ -81,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     play.set_defaults(run=_play)
 
     grade_command.add_command(commands)
+    report_command.add_command(commands)
+    table_command.add_command(commands)
     export.add_command(commands)
     return parser
 

@@ -1,4 +1,6 @@
-"""The comparison table of a batch of graded submissions: for the terminal, as CSV, as JSON.
+"""The comparison table of a batch of graded submissions: for the terminal, as CSV, JSON and
+Markdown. `faultfirst grade` makes it from the grades it just made, `faultfirst table` from saved
+ones (`harness.table_command`): the same rows either way.
 
 One row per submission: its name, the points of every task, the total, its status and how long
 grading it took. A submission that could not be graded keeps its row, with the reason.
@@ -12,7 +14,9 @@ import json
 import typing
 from pathlib import Path
 
-from .grader import Outcome
+from .colour import PLAIN, Paint
+from .grader import Outcome, deliver
+from .grading.reports import inline_markdown
 from .grading.tasks import TASKS
 
 SCHEMA = "faultfirst-comparison"
@@ -29,25 +33,42 @@ def tasks_of(outcomes: list[Outcome]) -> list[str]:
     return [task for task in TASKS if task in seen]
 
 
-def table(outcomes: list[Outcome]) -> list[str]:
-    """The table as lines of text, for the terminal."""
+def table(outcomes: list[Outcome], *, paint: Paint = PLAIN) -> list[str]:
+    """The table as lines of text, for the terminal: with `paint`, each total coloured by its
+    share of the points and each status by what it says (the text stays the same)."""
     tasks = tasks_of(outcomes)
-    header = ["submission", *(TASKS[task] for task in tasks), "total", "%", "status", "time"]
-    rows = [header] + [_cells(outcome, tasks) for outcome in outcomes]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    lines = []
-    for number, row in enumerate(rows):
-        cells = [
-            cell.ljust(width) if column in (0, len(row) - 2) else cell.rjust(width)
-            for column, (cell, width) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if number == 0:
-            lines.append("  ".join("-" * width for width in widths))
+    header = _header(tasks)
+    rows = [_cells(outcome, tasks) for outcome in outcomes]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    lines = [_line(header, widths), "  ".join("-" * width for width in widths)]
+    for outcome, row in zip(outcomes, rows):
+        lines.append(_line(row, widths, outcome, paint))
     for outcome in outcomes:
         if outcome.reason:
             lines.append(f"{outcome.name}: {outcome.reason}")
     return lines
+
+
+def to_markdown(outcomes: list[Outcome]) -> str:
+    """The table as GitHub-flavoured Markdown, for ``$GITHUB_STEP_SUMMARY``: a heading, the
+    table, and why each submission not graded was not."""
+    tasks = tasks_of(outcomes)
+    header = _header(tasks)
+    right = [column != 0 and column != len(header) - 2 for column in range(len(header))]
+    lines = [
+        f"## faultfirst: {len(outcomes)} submission{'s' if len(outcomes) != 1 else ''}",
+        "",
+        "| " + " | ".join(inline_markdown(cell) for cell in header) + " |",
+        "| " + " | ".join("---:" if r else ":---" for r in right) + " |",
+    ]
+    for outcome in outcomes:
+        cells = _cells(outcome, tasks)
+        lines.append("| " + " | ".join(inline_markdown(cell) for cell in cells) + " |")
+    reasons = [outcome for outcome in outcomes if outcome.reason]
+    if reasons:
+        lines.append("")
+        lines += [f"- {inline_markdown(o.name)}: {inline_markdown(o.reason)}" for o in reasons]
+    return "\n".join(lines) + "\n"
 
 
 def to_csv(outcomes: list[Outcome]) -> str:
@@ -106,6 +127,35 @@ def _row_json(outcome: Outcome, tasks: list[str]) -> Json:
         "digest": outcome.digest,
         "grade": report,
     }
+
+
+def write_markdown(path: Path, outcomes: list[Outcome]) -> None:
+    """Write `to_markdown` to `path`; appended when it is ``$GITHUB_STEP_SUMMARY``."""
+    deliver(to_markdown(outcomes), path)
+
+
+def _header(tasks: list[str]) -> list[str]:
+    return ["submission", *(TASKS[task] for task in tasks), "total", "%", "status", "time"]
+
+
+def _line(
+    row: list[str], widths: list[int], outcome: Outcome | None = None, paint: Paint = PLAIN
+) -> str:
+    """A row, its submission and status left-aligned, the rest right-aligned; coloured after
+    aligning, so that colour takes no room."""
+    status_column = len(row) - 2
+    cells = [
+        cell.ljust(width) if column in (0, status_column) else cell.rjust(width)
+        for column, (cell, width) in enumerate(zip(row, widths))
+    ]
+    if outcome is not None and paint.enabled:
+        report = outcome.report
+        if report is not None:
+            score = report["score"]
+            for column in (status_column - 2, status_column - 1):  # the total and the %
+                cells[column] = paint.share(cells[column], score["earned"], score["possible"])
+        cells[status_column] = paint.status(cells[status_column], outcome.status)
+    return "  ".join(cells).rstrip()
 
 
 def _cells(outcome: Outcome, tasks: list[str]) -> list[str]:

@@ -12,12 +12,13 @@ import argparse
 import concurrent.futures
 import sys
 import threading
+import time
 import typing
 from pathlib import Path
 
-from . import comparison, grader
+from . import colour, comparison, grader, report_command
 from .hosting import isolation, sandbox
-from .grading import lanes
+from .grading import lanes, saved
 from .grading.sanitize import one_line
 from .grading.tasks import CORE_TASKS, parse_tasks
 from .hosting.sandbox import Limits
@@ -152,6 +153,7 @@ def add_command(commands: typing.Any) -> None:
     command.add_argument(
         "--seed", type=int, default=0, help="seed for the fake provider's faults (default: 0)"
     )
+    colour.add_option(command)
     command.set_defaults(run=run)
 
 
@@ -165,11 +167,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_GRADER_ERROR
     sources = args.submissions or [str(grader.ROOT)]
     names = _unique_names(sources)
+    paint = colour.Paint(colour.wanted(args.color, sys.stdout))
     try:
         if len(sources) == 1:
-            outcomes = [_grade_one(sources[0], names[0], options, args)]
+            outcomes = [_grade_one(sources[0], names[0], options, args, paint)]
         else:
-            outcomes = _grade_batch(sources, names, options, args)
+            outcomes = _grade_batch(sources, names, options, args, paint)
     except KeyboardInterrupt:  # the grading children are gone already (see grader._run_child)
         print("\nfaultfirst grade: interrupted; no report was written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -203,7 +206,7 @@ def _options(args: argparse.Namespace) -> grader.Options:
 
 
 def _grade_one(
-    source: str, name: str, options: grader.Options, args: argparse.Namespace
+    source: str, name: str, options: grader.Options, args: argparse.Namespace, paint: colour.Paint
 ) -> grader.Outcome:
     scope = "public scenarios" if options.public_only else "public and hidden scenarios"
     print(f"faultfirst grade: {source} ({scope})", flush=True)
@@ -216,6 +219,11 @@ def _grade_one(
     )
     if outcome.report is None:
         print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
+    else:
+        # Drawn here, where the terminal is, from the grade the run sent (the run leaves its
+        # board out): the board `faultfirst report` prints from the saved JSON, by construction,
+        # and coloured without letting any escape sequence of the run's output through.
+        report_command.print_board(saved.from_json(outcome.report), paint=paint)
     _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
         print(f"{kind} report: {path}")
@@ -223,25 +231,27 @@ def _grade_one(
 
 
 def _grade_batch(
-    sources: list[str], names: list[str], options: grader.Options, args: argparse.Namespace
+    sources: list[str],
+    names: list[str],
+    options: grader.Options,
+    args: argparse.Namespace,
+    paint: colour.Paint,
 ) -> list[grader.Outcome]:
     print(f"faultfirst grade: {len(sources)} submissions, {args.jobs} at a time", flush=True)
     cancel = threading.Event()
+    progress = Progress(len(sources), paint)
+
+    def grade(source: str, name: str) -> grader.Outcome:
+        if not cancel.is_set():
+            progress.started(name)
+        reports = _reports(args, name, batch=True)
+        return grader.grade(source, options, reports=reports, name=name, cancel=cancel)
+
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        futures = [
-            pool.submit(
-                grader.grade,
-                source,
-                options,
-                reports=_reports(args, name, batch=True),
-                name=name,
-                cancel=cancel,
-            )
-            for source, name in zip(sources, names)
-        ]
+        futures = [pool.submit(grade, source, name) for source, name in zip(sources, names)]
         try:
             for future in concurrent.futures.as_completed(futures):
-                print(_progress(future.result()), flush=True)
+                progress.finished(future.result())
                 _warn_of_changed_grader(future.result())
         except BaseException:  # Ctrl-C: stop every run now rather than after the batch
             cancel.set()  # each running grade kills its child within a second or so
@@ -250,7 +260,7 @@ def _grade_batch(
             raise
     outcomes = [future.result() for future in futures]
     print()
-    for line in comparison.table(outcomes):
+    for line in comparison.table(outcomes, paint=paint):
         print(line)
     return outcomes
 
@@ -269,14 +279,57 @@ def _warn_of_changed_grader(outcome: grader.Outcome) -> None:
         )
 
 
-def _progress(outcome: grader.Outcome) -> str:
-    if outcome.report is None:
-        return f"  {outcome.name}: not graded ({outcome.reason})"
-    score = outcome.report["score"]
-    return (
-        f"  {outcome.name}: {score['earned']}/{score['possible']} ({score['percentage']:.0f}%), "
-        f"{outcome.status}, {outcome.wall_time:.1f}s"
-    )
+class Progress:
+    """The batch's lines as it goes, each one line, printed from any thread: a submission
+    starting, and one finishing with its score and an estimate of the time left.
+
+    The estimate assumes the rest go at the pace of those finished so far: the time since the
+    batch started, over the submissions finished, times those still to finish. With N at a time
+    that pace counts the parallel work already, and it settles as more finish."""
+
+    def __init__(self, total: int, paint: colour.Paint) -> None:
+        self.total, self.paint = total, paint
+        self.done = 0
+        self.began = time.monotonic()
+        self._lock = threading.Lock()  # so that lines from two threads never mix
+
+    def started(self, name: str) -> None:
+        self._print(f"  {' ' * self._width()} {name}: grading")
+
+    def finished(self, outcome: grader.Outcome) -> None:
+        with self._lock:
+            self.done += 1
+            done, elapsed = self.done, time.monotonic() - self.began
+        left = self.total - done
+        estimate = f"; about {_duration(elapsed / done * left)} left" if left else ""
+        count = f"[{done:>{len(str(self.total))}}/{self.total}]"
+        self._print(f"  {count} {self._result(outcome)}{estimate}")
+
+    def _result(self, outcome: grader.Outcome) -> str:
+        if outcome.report is None:
+            return self.paint.status(f"{outcome.name}: not graded ({outcome.reason})", "not graded")
+        score = outcome.report["score"]
+        points = f"{score['earned']}/{score['possible']} ({score['percentage']:.0f}%)"
+        points = self.paint.share(points, score["earned"], score["possible"])
+        status = self.paint.status(outcome.status, outcome.status)
+        return f"{outcome.name}: {points}, {status}, {outcome.wall_time:.1f}s"
+
+    def _width(self) -> int:
+        return len(f"[{self.total}/{self.total}]")
+
+    def _print(self, line: str) -> None:
+        with self._lock:
+            print(line, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """``45s``, ``3m 20s``, ``1h 05m``: an estimate, to the second below a minute."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def _reports(args: argparse.Namespace, name: str, *, batch: bool) -> dict[str, Path]:

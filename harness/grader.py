@@ -14,7 +14,6 @@ reached are graded "not run"); the parent kills it only if it outlives that by a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import shutil
@@ -31,6 +30,7 @@ from pathlib import Path
 from . import checkout, dependencies
 from .hosting import isolation
 from .grading import channel
+from .grading import reports as grade_reports
 from .grading.sanitize import clean, one_line
 from .hosting.launcher import PASSED_THROUGH
 from .hosting.sandbox import Limits
@@ -133,10 +133,11 @@ def grade(
         outcome.changed_grader = _changed_grader(submission.source)
         try:
             python = _python_for(submission, work, options)
-            _run(submission, work, options, python, outcome, reports or {}, echo, cancel)
+            _run(submission, work, options, python, outcome, reports or {}, echo, cancel, started)
         except dependencies.InstallError as error:
             outcome.reason = one_line(str(error))  # it quotes what the submission declares
-        outcome.wall_time = time.monotonic() - started
+        if outcome.report is None:  # else its grade says it already
+            outcome.wall_time = time.monotonic() - started
         return outcome
 
 
@@ -162,6 +163,7 @@ def _run(
     reports: typing.Mapping[str, Path],
     echo: typing.Callable[[str], None] | None,
     cancel: threading.Event | None,
+    started: float,
 ) -> None:
     kinds = ("json", *sorted(set(reports) - {"json"}))
     command = _command(submission, work, options, python, kinds, outcome.name)
@@ -188,10 +190,13 @@ def _run(
     except channel.ChannelError as error:
         outcome.reason = f"the grading run ended, but {error}: {_last_line(outcome.output)}"
         return
-    report = json.loads(texts["json"])
+    outcome.wall_time = round(time.monotonic() - started, 3)
+    texts["json"], report = grade_reports.stamped(
+        texts["json"], source=outcome.source, wall_time=outcome.wall_time
+    )
     outcome.report, outcome.status = report, report["status"]
     for kind, destination in reports.items():
-        _deliver(texts[kind], destination)
+        deliver(texts[kind], destination)
         outcome.reports[kind] = destination
 
 
@@ -444,7 +449,7 @@ class _Pipes:
             self._close(self._grade_fd)
 
 
-def _deliver(text: str, destination: Path) -> None:
+def deliver(text: str, destination: Path) -> None:
     """Write a report where it was asked for. ``$GITHUB_STEP_SUMMARY`` collects what every step
     of a job writes, so a report meant for it is appended, not put in its place."""
     destination.parent.mkdir(parents=True, exist_ok=True)

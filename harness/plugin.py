@@ -33,7 +33,8 @@ from .hosting import isolation, sandbox
 from .app_client import AppClient
 from .hosting.app_pool import MODES, AppPool, RunningApp
 from .fake_llm import FakeLLM
-from .grading import channel, gradescope, html_report, lanes, marks, reports
+from .colour import Paint
+from .grading import channel, gradescope, html_report, lanes, marks, reports, scoreboard
 from .grading.evidence import UserActivity
 from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
@@ -159,7 +160,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FD",
         help="send the reports --grade-fd-reports names, as one JSON object, to this inherited "
         "file descriptor at the end, and exit 0 once they are sent (how `faultfirst grade` gets "
-        "a grade back: through no file the app under test could find)",
+        "a grade back: through no file the app under test could find); the score board is then "
+        "left to `faultfirst grade`, which prints it from that grade",
     )
     group.addoption(
         "--grade-fd-reports",
@@ -295,8 +297,11 @@ def pytest_terminal_summary(terminalreporter: typing.Any, config: pytest.Config)
     grading = config.stash[SESSION]
     if not grading.grade.results:
         return
-    terminalreporter.write_sep("=", "faultfirst score board")
-    for line in grading.board():
+    if CHANNEL in config.stash:
+        return  # `faultfirst grade` prints the board itself, from the grade it is sent
+    terminalreporter.write_sep("=", scoreboard.TITLE)
+    # Coloured as pytest colours its own lines: --color, NO_COLOR, FORCE_COLOR, a terminal.
+    for line in scoreboard.scoreboard(grading.grade, paint=Paint(terminalreporter.hasmarkup)):
         terminalreporter.write_line(line)
 
 
@@ -311,7 +316,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not grading.grade.results:
         return
     grade, started_at = grading.grade, grading.started_at
-    grade.duration = time.time() - started_at
+    grade.duration = round(time.time() - started_at, 3)  # as the JSON keeps it
     if path := config.getoption("grade_json"):
         reports.write_json(path, grade, harness_version=__version__, started_at=started_at)
     if path := config.getoption("grade_md"):

@@ -36,7 +36,6 @@ import json
 import typing
 from pathlib import Path
 
-from .. import __version__
 from .evidence import timeline
 from .results import Grade, ScenarioResult, Status
 from .tasks import TASKS
@@ -62,7 +61,7 @@ def gradescope_results(grade: Grade) -> Json:
         "output_format": "text",
         "stdout_visibility": "hidden",
         "extra_data": {
-            "harness_version": __version__,
+            "harness_version": grade.harness_version,
             "submission": grade.submission,
             "files": {"digest": grade.digest, "count": grade.files},
             "seed": grade.seed,
@@ -135,7 +134,7 @@ def _summary(grade: Grade) -> str:
     """The top-level output. It is always visible, so it gives no score away: the tests'
     visibility decides what a candidate sees of those."""
     lines = [
-        f"Graded by faultfirst {__version__} under injected faults (seed {grade.seed}).",
+        f"Graded by faultfirst {grade.harness_version} under injected faults (seed {grade.seed}).",
         "Each test below is one scenario; its output says what the app did wrong and how to "
         "fix it.",
     ]

@@ -20,7 +20,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
 from .evidence import Attempt, Evidence
 from .results import Grade, ScenarioResult, Status
 from .tasks import TASKS
@@ -61,8 +60,9 @@ def grade_html(grade: Grade, *, started_at: float | None = None) -> str:
         _task_table(grade),
         _reading_guide(),
         *(_task_section(grade, task, number) for number, task in enumerate(_tasks_of(grade))),
-        f'<footer>faultfirst {_e(__version__)} · times are seconds since the scenario’s app was '
-        "ready · the JSON report (<code>--grade-json</code>) has every field</footer>",
+        f"<footer>faultfirst {_e(grade.harness_version)} · times are seconds since the "
+        "scenario’s app was ready · the JSON report (<code>--grade-json</code>) has every "
+        "field</footer>",
     ]
     title = f"faultfirst: {grade.submission} — {grade.earned} / {grade.possible}"
     return (

@@ -17,7 +17,6 @@ import re
 import typing
 from pathlib import Path
 
-from .. import __version__
 from .evidence import timeline
 from .results import Grade, ScenarioResult, Status, TaskScore
 from .sanitize import markdown
@@ -37,22 +36,23 @@ Json = dict[str, typing.Any]
 # JSON
 
 
-def grade_json(
-    grade: Grade, *, harness_version: str = __version__, started_at: float
-) -> Json:
+def grade_json(grade: Grade, *, harness_version: str | None = None, started_at: float) -> Json:
     """The grade as JSON data (see ``grade.schema.json``); `started_at` is the wall clock time
-    (``time.time()``) the run started."""
+    (``time.time()``) the run started; `harness_version` (default: the grade's own) names the
+    faultfirst that graded."""
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "harness_version": harness_version,
+        "harness_version": harness_version or grade.harness_version,
         "submission": grade.submission,
+        "source": grade.source,
         "files": {"digest": grade.digest, "count": grade.files},
         "seed": grade.seed,
         "app_mode": grade.app_mode,
         "isolation": dataclasses.asdict(grade.isolation),
         "started_at": _iso_utc(started_at),
         "duration": round(grade.duration, 3),
+        "wall_time": None if grade.wall_time is None else round(grade.wall_time, 3),
         "status": grade.status,
         "score": {
             "earned": grade.earned,
@@ -66,16 +66,28 @@ def grade_json(
 
 
 def write_json(
-    path: str | Path, grade: Grade, *, harness_version: str = __version__, started_at: float
+    path: str | Path, grade: Grade, *, harness_version: str | None = None, started_at: float
 ) -> None:
     """Write `grade_json` to `path` (UTF-8, indented), creating its folder."""
     _write(Path(path), json_text(grade, harness_version=harness_version, started_at=started_at))
 
 
-def json_text(grade: Grade, *, harness_version: str = __version__, started_at: float) -> str:
+def json_text(grade: Grade, *, harness_version: str | None = None, started_at: float) -> str:
     """`grade_json` as the text of the file."""
-    data = grade_json(grade, harness_version=harness_version, started_at=started_at)
+    return dumps(grade_json(grade, harness_version=harness_version, started_at=started_at))
+
+
+def dumps(data: Json) -> str:
+    """JSON data as the text of a grade's file: indented, UTF-8 as it is, a newline at the end."""
     return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def stamped(text: str, *, source: str, wall_time: float) -> tuple[str, Json]:
+    """A grade's JSON `text` (and its data) with what only `faultfirst grade` knows filled in:
+    the `source` it was given and the `wall_time` it took, to the millisecond."""
+    data: Json = json.loads(text)
+    data["source"], data["wall_time"] = source, round(wall_time, 3)
+    return dumps(data), data
 
 
 def load_schema() -> Json:
@@ -165,10 +177,10 @@ def _head(grade: Grade) -> str:
     lines = [
         f"## faultfirst: {grade.earned} / {grade.possible} points ({grade.percentage:.0f}%)",
         "",
-        f"Submission {_inline(grade.submission)} · seed {grade.seed} · "
-        f"app mode {_inline(grade.app_mode)} · {grade.duration:.1f}s",
+        f"Submission {inline_markdown(grade.submission)} · seed {grade.seed} · "
+        f"app mode {inline_markdown(grade.app_mode)} · {grade.duration:.1f}s",
         "",
-        _inline(grade.isolation.summary()),
+        inline_markdown(grade.isolation.summary()),
         "",
     ]
     if grade.status == "ungradable":
@@ -254,8 +266,8 @@ def _passed_list(passed: list[ScenarioResult]) -> str:
         scenario = result.scenario
         worth = f"{scenario.points}/{scenario.points}" + (" bonus" if scenario.bonus else "")
         hidden = ", hidden" if scenario.hidden else ""
-        task = _inline(_task_title(scenario.task))
-        items.append(f"- ✓ {_inline(scenario.title)} ({task}, {worth}{hidden})")
+        task = inline_markdown(_task_title(scenario.task))
+        items.append(f"- ✓ {inline_markdown(scenario.title)} ({task}, {worth}{hidden})")
     return (
         f"\n<details><summary>Passed: {len(passed)} scenarios</summary>\n\n"
         + "\n".join(items)
@@ -287,7 +299,7 @@ def _fit(parts: list[str], room: int, *, in_order: bool = False) -> list[str]:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#])")
 
 
-def _inline(text: str) -> str:
+def inline_markdown(text: str) -> str:
     """`text` shown as it is, on one line, wherever Markdown formats text, pinging nobody and
     linking nowhere (`sanitize.markdown`)."""
     return markdown(_MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split())))
@@ -297,7 +309,7 @@ def _cell(text: str) -> str:
     """`text` in a table cell: escaped, its lines joined by ``<br>``, cut at `CELL_LIMIT`."""
     if len(text) > CELL_LIMIT:
         text = text[: CELL_LIMIT - 1] + "…"
-    lines = [_inline(line) for line in text.splitlines()]
+    lines = [inline_markdown(line) for line in text.splitlines()]
     return "<br>".join(line for line in lines if line)
 
 

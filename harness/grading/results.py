@@ -6,6 +6,7 @@ import enum
 import hashlib
 from dataclasses import dataclass, field
 
+from .. import __version__
 from .evidence import Evidence
 from .marks import Scenario
 from .sanitize import clean
@@ -35,6 +36,9 @@ class ScenarioResult:
 
     def __post_init__(self) -> None:
         self.reason = clean(self.reason)  # it quotes what the app said or printed
+        # To the millisecond, as the JSON keeps it: a report made again from the JSON
+        # (`harness.grading.saved`) then draws exactly what the run's own report drew.
+        self.duration = round(self.duration, 3)
 
     @property
     def earned(self) -> int:
@@ -81,10 +85,13 @@ class Grade:
     seed: int
     app_mode: str
     results: list[ScenarioResult] = field(default_factory=list)
-    duration: float = 0.0
+    duration: float = 0.0  # seconds, to the millisecond (as the JSON keeps it)
     digest: str = NO_FILES  # of the files graded, so a report names exactly what it graded
     files: int = 0
     isolation: Isolation = field(default_factory=Isolation)
+    harness_version: str = __version__  # the faultfirst that graded: reports name it
+    source: str | None = None  # what `faultfirst grade` was given; None under pytest
+    wall_time: float | None = None  # what `faultfirst grade` took over it; None under pytest
 
     def add(self, result: ScenarioResult) -> None:
         """Record a result. Of the cases of one parametrized scenario, the first that failed

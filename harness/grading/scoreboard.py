@@ -1,27 +1,42 @@
-"""The score board printed at the end of a run: points per task, then what to fix."""
+"""The score board printed at the end of a run: points per task, then what to fix.
+
+The same board ends a pytest run, a `faultfirst grade` and a `faultfirst report`, coloured (see
+`harness.colour`) or not; the colour never changes a character of the text.
+"""
 
 from __future__ import annotations
 
 import textwrap
 
+from ..colour import PLAIN, Paint
 from .evidence import timeline
 from .results import Grade, ScenarioResult, Status
 
 WIDTH = 88
+TITLE = "faultfirst score board"
 
 
-def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
+def scoreboard(grade: Grade, *, evidence: bool = True, paint: Paint = PLAIN) -> list[str]:
     """The board as lines: a row per task, the total, then every scenario that did not pass with
     its reason, hint and (with `evidence`) the timeline of what the app did."""
     lines = [f"{'task':<22} {'points':>9}"]
     for score in grade.task_scores():
         bonus = f"  (+{score.bonus_earned}/{score.bonus_possible} bonus)" if score.bonus_possible else ""
-        lines.append(f"{score.title:<22} {score.earned:>4} / {score.possible:<3}{bonus}")
-    lines.append(f"{'total':<22} {grade.earned:>4} / {grade.possible:<3}  {grade.percentage:.0f}%")
+        points = f"{score.earned:>4} / {score.possible:<3}"
+        points = paint.share(points, score.earned, score.possible)
+        lines.append(f"{score.title:<22} {points}{bonus}")
+    total = paint.share(
+        f"{grade.earned:>4} / {grade.possible:<3}  {grade.percentage:.0f}%",
+        grade.earned,
+        grade.possible,
+        "bold",
+    )
+    lines.append(paint.style("total", "bold") + " " * (22 - len("total")) + f" {total}")
     if grade.status == "ungradable":
-        lines.append("The app could not be graded: it never started (see below).")
+        lines.append(paint.bad("The app could not be graded: it never started (see below)."))
     if grade.status == "incomplete":
-        lines.append("The run was stopped before every scenario ran: those score nothing.")
+        stopped = "The run was stopped before every scenario ran: those score nothing."
+        lines.append(paint.style(stopped, "yellow"))
     lines.append(
         f"tokens billed by the fake provider: {grade.tokens_billed}, "
         f"read by nobody: {grade.tokens_unread}"
@@ -29,15 +44,25 @@ def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
     lines.append(grade.isolation.summary())
     for result in grade.failures():
         lines.append("")
-        lines += describe(result, evidence=evidence)
+        lines += describe(result, evidence=evidence, paint=paint)
     return lines
 
 
-def describe(result: ScenarioResult, *, evidence: bool = True) -> list[str]:
+def heading(width: int) -> str:
+    """The line above the board, as pytest writes it across a terminal `width` wide."""
+    width = width if width >= 40 else 80  # as pytest's terminal writer takes it
+    fill = "=" * max((width - len(TITLE) - 2) // 2, 1)
+    line = f"{fill} {TITLE} {fill}"
+    return line + "=" if len(line) + 1 <= width else line
+
+
+def describe(result: ScenarioResult, *, evidence: bool = True, paint: Paint = PLAIN) -> list[str]:
     """One scenario that did not pass: title, status, reason, hint, evidence."""
     scenario = result.scenario
     worth = "not counted" if result.status is Status.HARNESS_ERROR else f"0/{scenario.points}"
-    lines = [f"✗ [{scenario.task}] {scenario.title} — {result.status} ({worth})"]
+    head = f"✗ [{scenario.task}] {scenario.title} — {result.status} ({worth})"
+    ours = result.status is Status.HARNESS_ERROR  # our bug, not the candidate's: no red for it
+    lines = [paint.style(head, "yellow") if ours else paint.bad(head)]
     lines += _wrapped("why: ", result.reason or "(no reason given)")
     if result.status is Status.HARNESS_ERROR:
         lines += _wrapped("note: ", "this is a bug in the grader, not in your app; it costs no points")

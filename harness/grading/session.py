@@ -23,7 +23,7 @@ from ..submission import PACKAGE, digest
 from . import marks
 from .evidence import UserActivity, evidence_from
 from .results import Grade, ScenarioResult, Status
-from .scoreboard import describe, scoreboard
+from .scoreboard import describe
 
 
 @dataclass
@@ -215,9 +215,6 @@ class GradingSession:
         item.user_properties += properties  # what --junitxml writes, from the teardown report
         if status not in (Status.PASSED, Status.HARNESS_ERROR):
             report.longrepr = "\n".join(describe(result))
-
-    def board(self) -> list[str]:
-        return scoreboard(self.grade)
 
 
 def classify(
