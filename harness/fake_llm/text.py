@@ -78,14 +78,15 @@ def answer_tokens(prompt: str, model: str, seed: int, tokens: int | None = None)
     says how many (then it may stop mid-sentence, as a scenario asked).
 
     A derived answer ends at a sentence's end, so an answer the app shows whole never looks cut
-    short by the app. Its length is the end of a sentence nearest a length drawn from 24 to 64:
-    sentences are 13 to 24 tokens long, so one always ends within that range."""
+    short by the app: the end nearer a length drawn from 24 to 64, of the sentence ends on either
+    side of it, that is within that range (sentences are 13 to 24 tokens long: one always is)."""
     rng = rng_for("answer", seed, model, prompt)
     # Drawn even when `tokens` is given, so that a longer answer extends the shorter one.
     natural = rng.randint(SHORTEST, LONGEST)
+    wanted = tokens if tokens is not None else natural
     out: list[str] = []
     ends: list[int] = []
-    while len(out) < (tokens if tokens is not None else LONGEST):
+    while len(out) < wanted:
         sentence = " ".join(
             rng.choice(words) for words in (_OPENERS, _SUBJECTS, _VERBS, _OBJECTS, _TAILS)
         )
@@ -93,8 +94,8 @@ def answer_tokens(prompt: str, model: str, seed: int, tokens: int | None = None)
         ends.append(len(out))
     if tokens is not None:
         return out[:tokens]
-    whole = [end for end in ends if SHORTEST <= end <= LONGEST]
-    return out[: min(whole, key=lambda end: abs(end - natural))]
+    around = [end for end in ends[-2:] if SHORTEST <= end <= LONGEST]
+    return out[: min(around, key=lambda end: abs(end - natural))]
 
 
 def paper_record(prompt: str, seed: int) -> dict[str, typing.Any]:
