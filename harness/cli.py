@@ -131,6 +131,11 @@ def _play(args: argparse.Namespace) -> int:
         fake.stop()
         print(f"faultfirst play: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the app starts: it runs in a session of its own
+        app.stop()
+        fake.stop()
+        print("stopped.")
+        return 130
     print(f"faultfirst play — the app in {app.folder}, the provider's profile {args.profile}")
     print(f"  open      {app.url}/")
     print(f"  provider  {fake.base_url} ({', '.join(fake.models)}; the first is PRIMARY_MODEL)")

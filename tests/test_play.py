@@ -106,7 +106,6 @@ class Play:
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.apps: list[int] = []  # the app's process, once started: a session of its own
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -129,13 +128,11 @@ class Play:
                     raise AssertionError(f"play never printed {pattern!r}; it printed:\n{shown}")
                 self._changed.wait(min(left, 0.5))
 
-    def note_the_app(self) -> None:
-        self.apps = isolation.descendants(self.process.pid)
-
     def stop(self) -> str:
         """Ctrl-C, as a person stops it; its stderr. Whatever it leaves running is killed: itself
-        after 15 s, then any process of the app's session still there."""
+        after 15 s, then any process of the app's session (the app leads one of its own)."""
         assert self.process.stderr is not None
+        apps = isolation.descendants(self.process.pid)
         try:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=15)
@@ -143,7 +140,7 @@ class Play:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
         finally:
-            for app in self.apps:
+            for app in apps:
                 sandbox.kill_session(app)
             self._reader.join(5)
         return self.process.stderr.read()
@@ -166,7 +163,6 @@ def test_play_shows_the_apps_output_a_user_leaving_and_the_app_hanging_up_in_tim
     play: Play,
 ) -> None:
     page = play.wait_for(r"open +(http://127\.0\.0\.1:\d+)/").group(1)
-    play.note_the_app()
     question = long_question()
 
     assert httpx.get(f"{page}/boom").status_code == 500
@@ -215,6 +211,16 @@ def test_play_shows_the_apps_output_a_user_leaving_and_the_app_hanging_up_in_tim
     started = next(index for index, line in enumerate(out) if starts.search(line))
     assert started < out.index(left.string)
     assert started < out.index(hung_up.string)
+
+
+def test_the_help_says_what_each_kind_of_line_is() -> None:
+    shown = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, check=True).stdout
+    words = " ".join(shown.split())
+    for told in ("in time order", "'app' for what the app prints", "'user' for a user who left",
+                 "'llm' for each call", "when it starts", "when it ends", "the app hung up"):
+        assert told in words
+    for option in ("--profile", "--app", "--port", "--seed"):
+        assert option in shown
 
 
 def test_the_feed_prints_lines_in_time_order_once_held_long_enough() -> None:
