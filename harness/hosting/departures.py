@@ -36,7 +36,6 @@ Receive = typing.Callable[[], typing.Awaitable[Message]]
 Send = typing.Callable[[Message], typing.Awaitable[None]]
 ASGIApp = typing.Callable[[Scope, Receive, Send], typing.Awaitable[None]]
 
-DISCONNECT: Message = {"type": "http.disconnect"}
 LINE_LIMIT = 8192  # bytes read as one line at most, of the app's output and of the reports
 PATH_LIMIT = 1000  # characters of a path reported: a report stays one line, read whole
 
@@ -114,7 +113,7 @@ class _Request:
         while not self._messages and not self._gone:
             self._arrived.clear()
             await self._arrived.wait()
-        return self._messages.popleft() if self._messages else DISCONNECT
+        return self._messages.popleft() if self._messages else {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
