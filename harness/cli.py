@@ -9,7 +9,7 @@ import time
 import typing
 from pathlib import Path
 
-from . import __version__, export, grade_command, report_command, table_command
+from . import __version__, export, grade_command, play, report_command, table_command
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
 from .hosting.launcher import AppDidNotStart, AppProcess
 from .hosting.server import ServerError
@@ -57,28 +57,31 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--quiet", action="store_true", help="do not print a line per request")
     fake.set_defaults(run=_fake_llm)
 
-    play = commands.add_parser(
+    player = commands.add_parser(
         "play",
         help="run the app against the fake provider, and watch what it does under faults",
-        description="Start the fake LLM provider and the app, print the page's address, and print "
-        "a line for every call the app makes to the provider: model, fault, status, tokens, and "
-        "whether the app hung up. Ctrl-C stops both.",
+        description="Start the fake LLM provider and the app, print the page's address, then "
+        "print what happens, in time order, each line marked with whose it is: 'app' for what "
+        "the app prints (its log, a traceback), 'user' for a user who left before their answer "
+        "ended, 'llm' for each call the app makes to the provider, when it starts (model, "
+        "fault injected) and when it ends (status, tokens, or that the app hung up). "
+        "Ctrl-C stops both.",
     )
-    play.add_argument(
+    player.add_argument(
         "--profile",
         choices=sorted(PROFILES),
         default="realistic",
         help="how the provider behaves (default: realistic): see 'faultfirst fake-llm --help'",
     )
-    play.add_argument(
+    player.add_argument(
         "--app",
         type=Path,
         default=Path("."),
         help="the folder holding exercise_app/ (default: the current folder)",
     )
-    play.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
-    play.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
-    play.set_defaults(run=_play)
+    player.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
+    player.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
+    player.set_defaults(run=_play)
 
     grade_command.add_command(commands)
     report_command.add_command(commands)
@@ -108,7 +111,7 @@ def _fake_llm(args: argparse.Namespace) -> int:
     print(f"  ledger    {fake.admin_url}/ledger")
     print(f"  faults    POST {fake.admin_url}/plan")
     print("Press Ctrl-C to stop.", flush=True)
-    return _follow_until_stopped(fake, quiet=args.quiet)
+    return _follow_until_stopped(lambda until: _follow(fake, quiet=args.quiet, until=until), fake)
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -121,7 +124,8 @@ def _play(args: argparse.Namespace) -> int:
         "PRIMARY_MODEL": fake.models[0],
         "FALLBACK_MODEL": fake.models[1],
     }
-    app = AppProcess(args.app, settings, port=args.port)
+    feed = play.Feed(fake.ledger.started_at, lambda line: print(line, flush=True))
+    app = AppProcess(args.app, settings, port=args.port, observer=play.observer(feed))
     try:
         app.start()
     except (AppDidNotStart, OSError) as exc:
@@ -129,15 +133,28 @@ def _play(args: argparse.Namespace) -> int:
         fake.stop()
         print(f"faultfirst play: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while the app starts: it runs in a session of its own
+        app.stop()
+        fake.stop()
+        print("stopped.")
+        return 130
     print(f"faultfirst play — the app in {app.folder}, the provider's profile {args.profile}")
     print(f"  open      {app.url}/")
     print(f"  provider  {fake.base_url} ({', '.join(fake.models)}; the first is PRIMARY_MODEL)")
-    print("Each call your app makes to the provider is printed when it ends. Ctrl-C stops.", flush=True)
-    return _follow_until_stopped(fake, quiet=False, app=app)
+    print(
+        "What happens, in time order: 'app' what your app prints, 'user' a user leaving before "
+        "their answer ended, 'llm' each call to the provider as it starts and as it ends. "
+        "Ctrl-C stops.",
+        flush=True,
+    )
+    return _follow_until_stopped(lambda until: play.follow(fake, feed, until), fake, app)
 
 
-def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None = None) -> int:
-    """Print the fake's calls until Ctrl-C (or SIGTERM), then stop the app and the fake.
+def _follow_until_stopped(
+    follow: typing.Callable[[list[int]], None], fake: FakeLLM, app: AppProcess | None = None
+) -> int:
+    """`follow` until Ctrl-C (or SIGTERM) lands in the list it is given, then stop the app and
+    the fake.
 
     The signals only note themselves in a list: an exception raised wherever the main thread
     happens to be (say, holding the ledger's lock) could leave the server unable to stop, and a
@@ -147,7 +164,7 @@ def _follow_until_stopped(fake: FakeLLM, *, quiet: bool, app: AppProcess | None 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda signum, _frame: stop_signals.append(signum))
     try:
-        _follow(fake, quiet=quiet, until=stop_signals)
+        follow(stop_signals)
     finally:
         if app is not None:
             app.stop()

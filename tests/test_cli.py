@@ -76,7 +76,8 @@ def test_play_runs_the_app_against_the_fake_and_shows_its_calls() -> None:
         assert "<form" in httpx.get(page).text
         answer = httpx.post(f"{page}/api/answer", json={"question": "What about retrieval?"})
         assert answer.status_code == 200
-        command.read_until(r"#1 +fake-large +json +ok +-> 200 completed")
+        command.read_until(r"llm   #1 +fake-large +json +starts \(fault: ok\)$")
+        command.read_until(r"llm   #1 +fake-large +json +-> 200 completed, \d+ tokens in")
     finally:
         out, err = command.interrupt()
     assert command.process.returncode == 0, err

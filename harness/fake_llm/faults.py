@@ -17,7 +17,8 @@ Every constructor takes the same timing keywords:
 - `first_token`: seconds after the headers until the first token;
 - `token_delay`: seconds between tokens, and `jitter`: up to that much more or less, drawn from
   the fake's seed;
-- `tokens`: how many tokens the answer has (default: derived from the prompt, 24 to 64);
+- `tokens`: how many tokens the answer has (default: derived from the prompt, whole sentences,
+  24 to 64 tokens);
 - `content`: the exact answer text, instead of the derived one.
 
 A non-streaming request "generates" its tokens on the same clock and sends the body when the last

@@ -120,6 +120,12 @@ class Ledger:
         with self._lock:
             return [c.copy() for c in self._calls if model is None or c.model == model]
 
+    def calls_from(self, index: int) -> list[Call]:
+        """Copies of the calls from the `index`-th on (0: all), oldest first: for a reader that
+        follows the ledger as it grows, and has no need of copies of the calls it is done with."""
+        with self._lock:
+            return [c.copy() for c in self._calls[index:]]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._calls)

@@ -12,6 +12,9 @@ import random
 import re
 import typing
 
+# How long a derived answer is, in tokens (`answer_tokens`).
+SHORTEST, LONGEST = 24, 64
+
 _TOKEN = re.compile(r"\s*[A-Za-z0-9]+|\s*[^A-Za-z0-9\s]|\s+")
 
 _OPENERS = [
@@ -71,17 +74,28 @@ def rng_for(*parts: object) -> random.Random:
 
 
 def answer_tokens(prompt: str, model: str, seed: int, tokens: int | None = None) -> list[str]:
-    """The answer to `prompt` as tokens: 24 to 64 of them unless `tokens` says how many."""
+    """The answer to `prompt` as tokens: whole sentences, 24 to 64 tokens in all, unless `tokens`
+    says how many (then it may stop mid-sentence, as a scenario asked).
+
+    A derived answer ends at a sentence's end, so an answer the app shows whole never looks cut
+    short by the app: the end nearer a length drawn from 24 to 64, of the sentence ends on either
+    side of it, that is within that range (sentences are 13 to 24 tokens long: one always is)."""
     rng = rng_for("answer", seed, model, prompt)
-    natural = rng.randint(24, 64)  # drawn either way, so a longer answer extends the shorter one
+    # Drawn even when `tokens` is given, so that a longer answer extends the shorter one.
+    natural = rng.randint(SHORTEST, LONGEST)
     wanted = tokens if tokens is not None else natural
     out: list[str] = []
+    ends: list[int] = []
     while len(out) < wanted:
         sentence = " ".join(
             rng.choice(words) for words in (_OPENERS, _SUBJECTS, _VERBS, _OBJECTS, _TAILS)
         )
         out.extend(tokenize((" " if out else "") + sentence))
-    return out[:wanted]
+        ends.append(len(out))
+    if tokens is not None:
+        return out[:tokens]
+    around = [end for end in ends[-2:] if SHORTEST <= end <= LONGEST]
+    return out[: min(around, key=lambda end: abs(end - natural))]
 
 
 def paper_record(prompt: str, seed: int) -> dict[str, typing.Any]:

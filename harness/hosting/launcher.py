@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from . import isolation, sandbox
+from . import departures, isolation, sandbox
 from .server import HOST
 from .template import ForkedProcess, Template, TemplateError
 
@@ -68,7 +68,11 @@ class AppProcess:
     the submission's own dependencies installed, say). `box`: the kind of box it runs in, of
     `isolation`'s levels (None: none). With a `template` (`harness.hosting.template`), an app
     on the grader's own Python with limits, boxed as root or not at all, is forked from it warm
-    instead of started afresh: the same app, for a fork instead of an interpreter's start."""
+    instead of started afresh: the same app, for a fork instead of an interpreter's start.
+
+    With an `observer` (`faultfirst play`'s, never a grade's), the app's output goes to it line by
+    line as well as to the log, and the app runs wrapped by `departures`, which reports each user
+    who leaves before their answer ended. Only for an app started afresh, unboxed, unlimited."""
 
     def __init__(
         self,
@@ -81,7 +85,10 @@ class AppProcess:
         python: str = sys.executable,
         box: str | None = None,
         template: Template | None = None,
+        observer: departures.Observer | None = None,
     ) -> None:
+        if observer is not None and (box is not None or limits is not None or template is not None):
+            raise ValueError("an observed app runs on its own: no box, limits or template")
         self.folder = Path(folder).resolve()
         self.port = port
         self.settings = dict(settings)
@@ -92,6 +99,8 @@ class AppProcess:
         self._process: subprocess.Popen[bytes] | ForkedProcess | None = None
         self._template = template
         self._log = tempfile.TemporaryFile()
+        self._log_lock = threading.Lock()  # an observer's reader writes it while `output` reads
+        self._observer = observer
         self._stopping = threading.Event()
         self._limit_hit: str | None = None
         self.box = box
@@ -116,16 +125,20 @@ class AppProcess:
         if self._forks():
             self._process = self._fork()
         else:
+            observer = self._observer
             self._process = subprocess.Popen(
                 self._command(fd),
                 cwd=self.folder,
                 env=self._environment(),
-                pass_fds=(fd,),
+                pass_fds=(fd,) if observer is None else (fd, observer.report_fd),
                 stdin=subprocess.DEVNULL,
-                stdout=self._log,
+                stdout=self._log if observer is None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # so a stop ends the app's own children too
             )
+            if observer is not None:
+                assert self._process.stdout is not None
+                observer.follow(self._process.stdout, self._write_log)
         if self.limits is not None:
             watch = threading.Thread(target=self._watch_processes, args=(self.limits,), daemon=True)
             watch.start()
@@ -150,7 +163,10 @@ class AppProcess:
             self._lease.release()  # its box is gone, and every process of its uid with it
         if self._socket is not None:
             self._socket.close()
-        self._log.close()
+        if self._observer is not None:
+            self._observer.close()
+        with self._log_lock:
+            self._log.close()
 
     def exit_reason(self, wait: float = 0.0) -> str | None:
         """Why the app ended on its own (it crashed, or broke a limit), in a sentence; None while
@@ -173,8 +189,18 @@ class AppProcess:
 
     def output(self) -> str:
         """Everything the app printed so far (its log and any traceback)."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
+        observer, process = self._observer, self._process
+        if observer is not None and process is not None and process.poll() is not None:
+            observer.drain(timeout=1.0)  # an app that has ended: what it printed last
+        with self._log_lock:
+            self._log.seek(0)
+            return self._log.read().decode(errors="replace")
+
+    def _write_log(self, data: bytes) -> None:
+        with self._log_lock:
+            if not self._log.closed:
+                self._log.seek(0, os.SEEK_END)
+                self._log.write(data)
 
     def __enter__(self) -> AppProcess:
         try:
@@ -202,6 +228,8 @@ class AppProcess:
             return isolation.box_command(
                 self._lease, self.folder, self.python, self.limits, uvicorn
             )
+        if self._observer is not None:
+            return self._observer.command(self.python, uvicorn)
         if self.limits is None:
             return [self.python, "-m", "uvicorn", *uvicorn]
         limits = [*self.limits.arguments(), f"--parent={os.getpid()}"]
