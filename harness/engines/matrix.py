@@ -1,6 +1,6 @@
 """The submissions of the interviewer's GitHub Actions workflow: listed, fetched, accounted for.
 
-The workflow (``templates/faultfirst-grade.yml``) runs this module in three places:
+The workflow (``templates/grade-submissions.yml``) runs this module in three places:
 
 - ``list``: the submissions the run was given (``$SUBMISSIONS``, else a file of them), checked
   and named, become the job matrix, one job each (``matrix=`` in ``$GITHUB_OUTPUT``);
@@ -164,7 +164,7 @@ def download(url: str, target: Path, limit: int = MAX_DOWNLOAD) -> None:
                 while chunk := response.read(64 * 2**10):
                     written += len(chunk)
                     if written > limit:
-                        raise MatrixError(f"{url} is over {limit // 2**20} MiB: not a submission")
+                        raise MatrixError(f"{url} is larger than {_size(limit)}: not a submission")
                     file.write(chunk)
     except (urllib.error.URLError, OSError) as error:
         target.unlink(missing_ok=True)
@@ -245,6 +245,10 @@ def _checked_url(item: str, address: str) -> urllib.parse.SplitResult:
             "FAULTFIRST_GIT_TOKEN secret"
         )
     return url
+
+
+def _size(count: int) -> str:
+    return f"{count // 2**20} MiB" if count >= 2**20 else f"{count} bytes"
 
 
 def _archive_suffix(path: str) -> str:

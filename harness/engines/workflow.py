@@ -4,9 +4,9 @@ of submissions, one job each, and compares them in one table.
 The workflow goes into the interviewer's own private repository holding faultfirst, its hidden
 scenarios included (DIR: its checkout), and grades with that repository at the commit the run
 starts from: never with anything of a candidate's. Its dependencies are pinned beside it
-(``.github/faultfirst-requirements.txt``), at the versions installed here, so that every job of a
+(``.github/grader-requirements.txt``), at the versions installed here, so that every job of a
 run, and every run, grades on the same releases. What the workflow does, and why, its own comments
-say (``templates/faultfirst-grade.yml``); `harness.engines.matrix` lists and fetches the
+say (``templates/grade-submissions.yml``); `harness.engines.matrix` lists and fetches the
 submissions for it.
 """
 
@@ -20,10 +20,12 @@ from pathlib import Path
 from ..grading.tasks import CORE_TASKS, parse_tasks
 from . import pins
 
-TEMPLATE = Path(__file__).with_name("templates") / "faultfirst-grade.yml"
-WORKFLOW = Path(".github", "workflows", "faultfirst-grade.yml")
-REQUIREMENTS = Path(".github", "faultfirst-requirements.txt")
-SUBMISSIONS = Path(".github", "faultfirst-submissions.txt")
+TEMPLATE = Path(__file__).with_name("templates") / "grade-submissions.yml"
+# Not named faultfirst-*: faultfirst's own .gitignore, which the interviewer's copy has, ignores
+# those (the reports a grade leaves).
+WORKFLOW = Path(".github", "workflows", "grade-submissions.yml")
+REQUIREMENTS = Path(".github", "grader-requirements.txt")
+SUBMISSIONS = Path(".github", "submissions.txt")
 # The workflow's line naming the tasks it grades unless a run says otherwise.
 TASKS_LINE = "        default: {}\n"
 NEEDED = (Path("harness"), Path("scenarios", "hidden"), Path("pyproject.toml"))
