@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.engines import autograder as autograder_module
 from harness.engines import gradescope
 from harness.engines.autograder import ROOT_VARIABLE, SETTINGS, submission_source
 from harness.engines.gradescope import ExportError, export_gradescope
@@ -140,6 +141,28 @@ def test_a_submission_without_an_app_gets_a_results_json_saying_why(tmp_path: Pa
     check_gradescope_shape(results)
 
 
+def test_where_boxes_cannot_be_made_nothing_is_graded_and_everyone_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a container refusing namespaces (Docker's default seccomp profile) gets."""
+    _, settings = export_gradescope(tmp_path / "out", tasks=("streaming",))
+    assert settings.isolation == "required"
+    root = tmp_path / "autograder"
+    (root / "source").mkdir(parents=True)
+    (root / "source" / SETTINGS).write_text(settings.text())
+    starter_with(root / "submission")
+    refused = isolation.Level(isolation.NONE, "this machine refused a box (unshare: denied)")
+    monkeypatch.setattr(isolation, "detect", lambda: refused)
+    assert autograder_module.run(root) == 2
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 0 and results["tests"] == []
+    assert "through no fault of yours" in results["output"]
+    assert "--isolation required, but this machine refused a box" in results["output"]
+    said = capsys.readouterr()
+    assert "--isolation auto" in said.err and "read the hidden scenarios" in said.err
+    check_gradescope_shape(results)
+
+
 def test_without_its_settings_the_autograder_says_it_is_broken(tmp_path: Path) -> None:
     root = tmp_path / "autograder"
     (root / "submission").mkdir(parents=True)
@@ -221,3 +244,18 @@ def test_gradescope_runs_the_zip_on_a_hostile_submission(tmp_path: Path) -> None
     assert "FOUND" not in text and results["score"] != 1000
     assert not list((root / "results").glob("forged-*"))
     assert sorted(path.name for path in (root / "results").iterdir()) == ["results.json"]
+
+
+def test_help_says_what_the_zip_does_and_what_each_option_means() -> None:
+    top = subprocess.run([sys.executable, "-m", "harness.cli", "--help"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    assert "export-gradescope" in top.stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "export-gradescope", "--help"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    text = " ".join(shown.stdout.split())
+    needed = ["DIR/autograder.zip", "setup.sh and run_autograder", "hidden", "--tasks LIST",
+              "--isolation {required,auto}", "required (the default)", "--install-deps"]
+    for said in needed:
+        assert said in text, said

@@ -360,3 +360,17 @@ def test_the_submissions_without_a_grade_are_named(tmp_path: Path) -> None:
         parse("https://github.com/x/ada ada=https://github.com/x/a bob=https://github.com/x/b")
     )
     assert matrix.missing(listed, tmp_path) == ["x-ada", "bob"]
+
+
+def test_help_says_where_the_workflow_goes_and_what_it_does() -> None:
+    top = subprocess.run([sys.executable, "-m", "harness.cli", "--help"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    assert "export-workflow" in top.stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "export-workflow", "--help"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    text = " ".join(shown.stdout.split())
+    for said in (workflow.WORKFLOW.as_posix(), "private checkout", "a job of its own",
+                 "table.csv", workflow.REQUIREMENTS.as_posix(), "--tasks LIST"):  # fmt: skip
+        assert said in text, said

@@ -16,6 +16,11 @@ recent_enough() {
   "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 }
 
+apt_install() {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
 python="${FAULTFIRST_PYTHON:-}"
 if [ -z "$python" ]; then
   for candidate in python3 python3.13 python3.12 python3.11; do
@@ -27,8 +32,7 @@ if [ -z "$python" ]; then
 fi
 if [ -z "$python" ]; then
   echo "faultfirst: no Python 3.11 or newer in this image; installing Ubuntu's python3.11"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3-pip >/dev/null
+  apt_install python3.11 python3-pip
   python="$(command -v python3.11)"
 fi
 if ! recent_enough "$python"; then
@@ -36,7 +40,7 @@ if ! recent_enough "$python"; then
   exit 1
 fi
 if ! "$python" -m pip --version >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  apt_install python3-pip
 fi
 
 # The image is the grader's alone, so pip may install into its Python even where Ubuntu marks that
