@@ -128,27 +128,27 @@ def run(root: Path) -> int:
         settings = Settings.read(root / "source" / SETTINGS)
         options = settings.options()
         grader.check_installation()
-        level = grader.isolation_level(options)
     except (SettingsError, grader.GraderError, ValueError) as error:
-        print(f"faultfirst: the autograder cannot run: {error}", file=sys.stderr)
-        if "--isolation required" in str(error):
-            print(UNBOXED_HINT, file=sys.stderr)
-        message = (
-            "The autograder could not run, through no fault of yours: tell your interviewer "
-            f"({error})."
-        )
-        _write(results, _unable(message, "not run"))
-        return 2
+        return _cannot_run(results, str(error))
+    try:
+        level = grader.isolation_level(options)
+    except grader.GraderError as error:  # boxes required, and refused here
+        print(UNBOXED_HINT, file=sys.stderr)
+        return _cannot_run(results, str(error))
     print(f"faultfirst {__version__}, grader {settings.grader}: tasks {settings.tasks}")
     print(f"isolation: {level.name} {level.why_not}".rstrip(), flush=True)
     source = submission_source(root / "submission")
-    outcome = grader.grade(
-        source,
-        options,
-        reports={"gradescope": results},
-        name="submission",
-        echo=lambda line: print(line, end="", flush=True),
-    )
+    try:
+        outcome = grader.grade(
+            source,
+            options,
+            reports={"gradescope": results},
+            name="submission",
+            echo=lambda line: print(line, end="", flush=True),
+        )
+    except Exception as error:  # our bug: the candidate still gets a results.json saying so
+        _cannot_run(results, f"{type(error).__name__}: {error}")
+        raise  # and the instructor, who alone sees the output, its traceback
     if outcome.report is None:
         print(f"faultfirst: not graded: {outcome.reason}", file=sys.stderr)
         message = f"Your submission could not be graded: {outcome.reason}."
@@ -157,6 +157,14 @@ def run(root: Path) -> int:
     score = outcome.report["score"]
     print(f"results.json: {score['earned']}/{score['possible']} ({outcome.status})")
     return 0
+
+
+def _cannot_run(results: Path, reason: str) -> int:
+    """Say in results.json that the grader itself failed, not the submission."""
+    print(f"faultfirst: the autograder cannot run: {reason}", file=sys.stderr)
+    message = "The autograder could not run, through no fault of yours: tell your interviewer"
+    _write(results, _unable(f"{message} ({reason}).", "not run"))
+    return 2
 
 
 def submission_source(folder: Path) -> Path:
