@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 from . import __version__, export, grade_command, play, report_command, table_command
+from .engines import gradescope, workflow
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
 from .hosting.launcher import AppDidNotStart, AppProcess
 from .hosting.server import ServerError
@@ -87,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     report_command.add_command(commands)
     table_command.add_command(commands)
     export.add_command(commands)
+    gradescope.add_command(commands)
+    workflow.add_command(commands)
     return parser
 
 
