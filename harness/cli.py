@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="the folder holding exercise_app/ (default: the current folder)",
     )
-    vocabulary.add_old_name(play, "--app", submission)
+    vocabulary.add_old_names(play, submission, vocabulary.OLD_PLAY_NAMES)
     play.add_argument(
         "--port", type=int, default=0, help="the app's port (default: 0, a free one)"
     )

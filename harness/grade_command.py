@@ -91,7 +91,7 @@ def add_command(commands: typing.Any) -> None:
         type=Path,
         help="JUnit XML, for CI (default: none)",
     )
-    vocabulary.add_old_name(reports, "--junit", junit)
+    vocabulary.add_old_names(reports, junit, vocabulary.OLD_GRADE_NAMES)
     reports.add_argument(
         "--gradescope",
         metavar="PATH",

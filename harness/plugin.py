@@ -325,7 +325,7 @@ def _lane_count(session: pytest.Session) -> int:
         return 1
     if not all(grading.scenario(item) is not None for item in session.items):
         return 1
-    return min(config.stash[SETTINGS].lanes(), len(session.items))
+    return min(config.stash[SETTINGS].lane_count(), len(session.items))
 
 
 def _has_scenarios(session: pytest.Session) -> bool:

@@ -55,7 +55,7 @@ class Settings:
     grade_fd_reports: tuple[str, ...] = ("json",)
     isolated_network: bool = False
 
-    def lanes(self) -> int:
+    def lane_count(self) -> int:
         """How many scenarios may run at once."""
         return lanes.auto() if self.concurrency == "auto" else int(self.concurrency)
 
@@ -172,6 +172,7 @@ REPORT_SETTINGS = tuple(
     _Setting(kind, str, "PATH", f"{help} (default: none)", ini=False)
     for kind, help in REPORTS.items()
 )
+SHOWN = (*SETTINGS, *REPORT_SETTINGS, *LIMITS, APP_PYTHON)  # every option --help shows
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -184,7 +185,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     for setting in (*LIMITS, APP_PYTHON):
         _add(parser, child, setting)
-    # Only `faultfirst grade` gives these, to its grading run; hidden from --help.
+    # Only `faultfirst grade` gives these, to its grading run; hidden from --help. Their old names
+    # (--grade-fd, --grade-fd-reports, --isolated-network) are gone at once: only the
+    # `faultfirst grade` of this same installation ever gave them.
     group.addoption(
         words.pytest_option("grade-fd"), type=int, default=None, help=argparse.SUPPRESS
     )
@@ -255,7 +258,7 @@ def read(config: pytest.Config) -> Settings:
 def old_names_used(config: pytest.Config) -> dict[str, str]:
     """The old option names this run was given: old -> new."""
     used = {}
-    for setting in (*SETTINGS, *LIMITS, APP_PYTHON, *REPORT_SETTINGS):
+    for setting in SHOWN:
         old = _old_name(setting.word)
         if old is not None and config.getoption(_dest(setting.word, old=True)) is not None:
             used[old] = words.pytest_option(setting.word)

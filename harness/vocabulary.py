@@ -158,19 +158,24 @@ class OldName(argparse.Action):
         namespace.old_names_used = used
 
 
-def add_old_name(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: str, new: argparse.Action
+def add_old_names(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    new: argparse.Action,
+    renamed: dict[str, str],
 ) -> None:
-    """Accept `old` as well as the option `new` (what ``add_argument`` returned), for a release."""
-    parser.add_argument(
-        old,
-        action=OldName,
-        new=new.option_strings[-1],
-        dest=new.dest,
-        type=new.type,
-        choices=new.choices,
-        metavar=new.metavar,
-    )
+    """Accept the old names `renamed` (old -> new) gives the option `new` (what ``add_argument``
+    returned) as well as its own, for a release."""
+    for old, name in renamed.items():
+        if name in new.option_strings:
+            parser.add_argument(
+                old,
+                action=OldName,
+                new=name,
+                dest=new.dest,
+                type=new.type,
+                choices=new.choices,
+                metavar=new.metavar,
+            )
 
 
 def used_old_names(args: argparse.Namespace) -> dict[str, str]:
