@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     submission = play.add_argument(
         "--submission",
-        dest="app",
+        dest="app",  # its name before the rename (--app), which _play reads
         type=Path,
         default=Path(vocabulary.SUBMISSION),
         metavar="DIR",

@@ -8,7 +8,8 @@ For any test suite, it gives the fake provider:
 
 For graded scenarios (tests marked ``@pytest.mark.scenario``), it also starts the submission's app
 afresh for every scenario (``app``, ``client``), scores the results, prints the score board and
-writes the reports.
+writes the reports. Its options (``--faultfirst-WORD``) and configuration keys (``faultfirst_WORD``)
+are `harness.plugin_options`'.
 """
 
 from __future__ import annotations

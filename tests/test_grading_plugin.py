@@ -344,7 +344,8 @@ def test_an_unknown_task_is_a_usage_error_listing_the_tasks(pytester: pytest.Pyt
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*--tasks: unknown task nonsense; choose from streaming, cancellation, retries, "
+            "*--faultfirst-tasks: unknown task nonsense; choose from streaming, cancellation, "
+            "retries, "
             "fallback, metadata, timeouts, jobs, structured, or all*"
         ]
     )
