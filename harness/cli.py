@@ -9,7 +9,7 @@ import time
 import typing
 from pathlib import Path
 
-from . import __version__, export, grade_command, play, report_command, table_command
+from . import __version__, export, grade_command, play, report_command, table_command, vocabulary
 from .engines import gradescope, workflow
 from .fake_llm import DEFAULT_MODELS, PROFILES, Call, FakeLLM
 from .hosting.launcher import AppDidNotStart, AppProcess
@@ -22,6 +22,8 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    for old, new in vocabulary.used_old_names(args).items():
+        print(vocabulary.notice(old, new), file=sys.stderr)
     return int(args.run(args))
 
 
@@ -39,23 +41,27 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve an OpenAI-compatible fake LLM provider on 127.0.0.1 that injects faults, "
         "and print a line for every request it answers.",
     )
-    fake.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    fake.add_argument(
+        "--port", type=int, default=0, help="port to listen on (default: 0, a free one)"
+    )
     fake.add_argument(
         "--profile",
         choices=sorted(PROFILES),
-        default="calm",
-        help="how the provider behaves (default: calm): instant has no delays; calm streams at a "
-        "readable pace; realistic has long-tailed latency and a few percent transient errors; "
-        "outage takes the first model down",
+        default=vocabulary.PROFILE,
+        help="how the provider behaves: instant has no delays; calm streams at a readable pace; "
+        "realistic has long-tailed latency and a few percent transient errors; outage takes the "
+        f"first model down (default: {vocabulary.PROFILE})",
     )
-    fake.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
+    _add_seed(fake)
     fake.add_argument(
         "--models",
         default=",".join(DEFAULT_MODELS),
         help=f"comma-separated model names, the primary first (default: {','.join(DEFAULT_MODELS)})",
     )
     fake.add_argument("--api-key", help="require this bearer token (default: accept any)")
-    fake.add_argument("--quiet", action="store_true", help="do not print a line per request")
+    fake.add_argument(
+        "--quiet", action="store_true", help="do not print a line per request (default: off)"
+    )
     fake.set_defaults(run=_fake_llm)
 
     player = commands.add_parser(
@@ -71,17 +77,23 @@ def _parser() -> argparse.ArgumentParser:
     player.add_argument(
         "--profile",
         choices=sorted(PROFILES),
-        default="realistic",
-        help="how the provider behaves (default: realistic): see 'faultfirst fake-llm --help'",
+        default=vocabulary.PROFILE,
+        help="how the provider behaves, see 'faultfirst fake-llm --help' "
+        f"(default: {vocabulary.PROFILE})",
     )
-    player.add_argument(
-        "--app",
+    submission = player.add_argument(
+        "--submission",
+        dest="app",  # its name before the rename (--app), which _play reads
         type=Path,
-        default=Path("."),
+        default=Path(vocabulary.SUBMISSION),
+        metavar="DIR",
         help="the folder holding exercise_app/ (default: the current folder)",
     )
-    player.add_argument("--port", type=int, default=0, help="the app's port (default: a free one)")
-    player.add_argument("--seed", type=int, default=0, help="seed for answers and faults (default: 0)")
+    vocabulary.add_old_names(player, submission, vocabulary.OLD_PLAY_NAMES)
+    player.add_argument(
+        "--port", type=int, default=0, help="the app's port (default: 0, a free one)"
+    )
+    _add_seed(player)
     player.set_defaults(run=_play)
 
     grade_command.add_command(commands)
@@ -91,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     gradescope.add_command(commands)
     workflow.add_command(commands)
     return parser
+
+
+def _add_seed(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--seed",
+        type=vocabulary.integer,
+        default=vocabulary.SEED,
+        metavar="N",
+        help="seed for the fake provider's answers, jitter and faults; the same seed replays "
+        f"the same faults (default: {vocabulary.SEED})",
+    )
 
 
 def _fake_llm(args: argparse.Namespace) -> int:

@@ -4,8 +4,9 @@ What goes in is an allow-list, not our tree minus a deny-list: anything we add t
 (notes, benchmarks, solutions) stays out of the bundle unless someone decides it belongs there.
 The candidate's ``pyproject.toml`` is generated from ours, so the two cannot drift apart.
 
-An interviewer picks the candidate's tasks (``--tasks``): the bundle's ``pytest`` and its CI
-workflow grade those, so the candidate's score board shows the tasks of their brief and no others.
+An interviewer picks the candidate's tasks (``--tasks``): the bundle's ``pytest`` (its
+``faultfirst_tasks`` setting) and its CI workflow grade those, so the candidate's score board shows
+the tasks of their brief and no others.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import harness
 
-from . import checkout
+from . import checkout, vocabulary
 from .grading.tasks import CORE_TASKS, parse_tasks
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
@@ -105,8 +106,13 @@ def candidate_pyproject(
     tool: dict[str, typing.Any] = {}
     if "setuptools" in ours.get("tool", {}):
         tool["setuptools"] = ours["tool"]["setuptools"]
-    addopts = f"{CANDIDATE_ADDOPTS} --tasks {','.join(tasks)}"
-    tool["pytest"] = {"ini_options": {"testpaths": ["scenarios"], "addopts": addopts}}
+    tool["pytest"] = {
+        "ini_options": {
+            "testpaths": ["scenarios"],
+            "addopts": CANDIDATE_ADDOPTS,
+            vocabulary.ini_key("tasks"): ",".join(tasks),
+        }
+    }
     tables["tool"] = tool
     header = (
         "# The exercise's project. Declare here any library your app needs (under dependencies):\n"

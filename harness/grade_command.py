@@ -16,11 +16,11 @@ import time
 import typing
 from pathlib import Path
 
-from . import colour, comparison, grader, report_command
+from . import colour, comparison, grader, report_command, vocabulary
 from .hosting import isolation, sandbox
 from .grading import lanes, saved
 from .grading.sanitize import one_line
-from .grading.tasks import CORE_TASKS, parse_tasks
+from .grading.tasks import parse_tasks
 from .hosting.sandbox import Limits
 from .submission import ARCHIVES
 
@@ -32,7 +32,7 @@ EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 def add_command(commands: typing.Any) -> None:
     """Add ``grade`` to the ``faultfirst`` command's subcommands."""
-    options, limits = grader.Options(), Limits()
+    limits = Limits()
     command = commands.add_parser(
         "grade",
         help="grade submissions: folders, git checkouts, .zip or .tar.gz archives",
@@ -54,12 +54,15 @@ def add_command(commands: typing.Any) -> None:
         f"of one (default: the starter bundled with faultfirst, in {grader.ROOT})",
     )
     command.add_argument(
-        "--public-only", action="store_true", help="leave out scenarios/hidden/, as candidates run"
+        "--public-only",
+        action="store_true",
+        help="leave out scenarios/hidden/, as candidates run (default: off)",
     )
     command.add_argument(
         "--tasks",
+        default=vocabulary.TASKS,
         metavar="LIST",
-        help=f"comma-separated tasks to grade, or 'all' (default: {','.join(CORE_TASKS)})",
+        help=f"comma-separated tasks to grade, or 'all' (default: {vocabulary.TASKS})",
     )
     reports = command.add_argument_group(
         "reports", "With several submissions, each PATH is a folder: one file per submission."
@@ -68,30 +71,48 @@ def add_command(commands: typing.Any) -> None:
         "--json",
         metavar="PATH",
         type=Path,
-        help="the grade as JSON (its schema: harness/grading/grade.schema.json)",
+        help="the grade as JSON (its schema: harness/grading/grade.schema.json) (default: none)",
     )
     reports.add_argument(
         "--md",
         metavar="PATH",
         type=Path,
-        help="the grade as Markdown; appended when PATH is $GITHUB_STEP_SUMMARY",
+        help="the grade as Markdown; appended when PATH is $GITHUB_STEP_SUMMARY (default: none)",
     )
     reports.add_argument(
-        "--html", metavar="PATH", type=Path, help="one self-contained page with every timeline"
+        "--html",
+        metavar="PATH",
+        type=Path,
+        help="one self-contained page with every timeline (default: none)",
     )
-    reports.add_argument("--junit", metavar="PATH", type=Path, help="JUnit XML, for CI")
-    reports.add_argument(
-        "--gradescope", metavar="PATH", type=Path, help="Gradescope's autograder results.json"
+    junit = reports.add_argument(
+        "--junitxml",
+        dest="junit",
+        metavar="PATH",
+        type=Path,
+        help="JUnit XML, for CI (default: none)",
     )
-    reports.add_argument("--csv", metavar="PATH", type=Path, help="the comparison table as CSV")
+    vocabulary.add_old_names(reports, junit, vocabulary.OLD_GRADE_NAMES)
     reports.add_argument(
-        "--table-json", metavar="PATH", type=Path, help="the comparison table as JSON"
+        "--gradescope",
+        metavar="PATH",
+        type=Path,
+        help="Gradescope's autograder results.json (default: none)",
+    )
+    reports.add_argument(
+        "--csv", metavar="PATH", type=Path, help="the comparison table as CSV (default: none)"
+    )
+    reports.add_argument(
+        "--table-json",
+        metavar="PATH",
+        type=Path,
+        help="the comparison table as JSON (default: none)",
     )
     command.add_argument(
         "--min-score",
         type=float,
         metavar="PERCENT",
-        help="exit with status 1 if a submission scores under PERCENT (0-100)",
+        help="exit with status 1 if a submission scores under PERCENT, 0-100 (default: none)",
     )
     command.add_argument(
         "-j",
@@ -103,55 +124,61 @@ def add_command(commands: typing.Any) -> None:
     )
     command.add_argument(
         "--concurrency",
-        type=int,
+        type=vocabulary.concurrency,
+        default=vocabulary.CONCURRENCY,
         metavar="N",
-        help="scenarios at once in each grade, each with its own app "
-        f"(default: {lanes.AUTO_PER_CORE} per core, shared among the --jobs: "
-        f"{lanes.auto()} here at -j 1; 1: one at a time)",
+        help="scenarios at once in each grade, each with its own app (auto: "
+        f"{lanes.AUTO_PER_CORE} per core, shared among the --jobs: {lanes.auto()} here at -j 1; "
+        f"1: one at a time) (default: {vocabulary.CONCURRENCY})",
     )
     command.add_argument(
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
         "into a throwaway virtualenv, and run its app there (wheels only: building a package "
-        "from source would run its code on the grader)",
+        "from source would run its code on the grader) (default: off)",
     )
     command.add_argument(
         "--isolation",
         choices=isolation.CHOICES,
-        default="auto",
-        help="run each app in a box, seeing only its own files and processes (auto, the "
-        "default: where the machine allows it: as root on Linux, with a uid of its own and each "
-        "grade in a network of its own; as a normal user with bubblewrap; required: refuse to "
-        "grade, exit 2, where it does not; none: never)",
+        default=vocabulary.ISOLATION,
+        help="run each app in a box, seeing only its own files and processes (auto: where the "
+        "machine allows it: as root on Linux, with a uid of its own and each grade in a network "
+        "of its own; as a normal user with bubblewrap; required: refuse to grade, exit 2, where "
+        f"it does not; none: never) (default: {vocabulary.ISOLATION})",
     )
     limits_group = command.add_argument_group("limits")
     limits_group.add_argument(
         "--scenario-timeout",
-        type=float,
-        default=options.scenario_timeout,
+        type=vocabulary.seconds,
+        default=vocabulary.SCENARIO_TIMEOUT,
         metavar="SECONDS",
-        help=f"per scenario (default: {options.scenario_timeout:g})",
+        help=f"per scenario (default: {vocabulary.SCENARIO_TIMEOUT:g})",
     )
     limits_group.add_argument(
         "--run-timeout",
-        type=float,
-        default=options.run_timeout,
+        type=vocabulary.seconds_or_none,
+        default=vocabulary.RUN_TIMEOUT,
         metavar="SECONDS",
-        help="per submission; scenarios not reached score nothing "
-        f"(default: {options.run_timeout:g})",
+        help="per submission; scenarios not reached score nothing; 0: no limit "
+        f"(default: {vocabulary.RUN_TIMEOUT:g})",
     )
     for option in sandbox.OPTIONS:
         default = getattr(limits, option.field)
         limits_group.add_argument(
             f"--{option.flag}",
-            type=int,
+            type=vocabulary.positive,
             default=default,
             metavar=option.metavar,
             help=f"{option.help} (default: {default})",
         )
     command.add_argument(
-        "--seed", type=int, default=0, help="seed for the fake provider's faults (default: 0)"
+        "--seed",
+        type=vocabulary.integer,
+        default=vocabulary.SEED,
+        metavar="N",
+        help="seed for the fake provider's answers, jitter and faults; the same seed replays "
+        f"the same faults (default: {vocabulary.SEED})",
     )
     colour.add_option(command)
     command.set_defaults(run=run)
@@ -184,12 +211,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> grader.Options:
-    if args.tasks is not None:
-        parse_tasks(args.tasks)  # raises ValueError naming an unknown task
+    parse_tasks(args.tasks)  # raises ValueError naming an unknown task
     if args.jobs < 1:
         raise ValueError("--jobs must be 1 or more")
-    if args.concurrency is not None and args.concurrency < 1:
-        raise ValueError("--concurrency must be 1 or more")
     if args.min_score is not None and not 0 <= args.min_score <= 100:
         raise ValueError("--min-score is a percentage, from 0 to 100")
     return grader.Options(
@@ -201,7 +225,9 @@ def _options(args: argparse.Namespace) -> grader.Options:
         limits=Limits(**{option.field: getattr(args, option.flag) for option in sandbox.OPTIONS}),
         install_deps=args.install_deps,
         isolation=args.isolation,
-        concurrency=args.concurrency or max(1, lanes.auto() // args.jobs),
+        concurrency=(
+            max(1, lanes.auto() // args.jobs) if args.concurrency == "auto" else args.concurrency
+        ),
     )
 
 

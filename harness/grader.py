@@ -14,6 +14,7 @@ reached are graded "not run"); the parent kills it only if it outlives that by a
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import selectors
 import shutil
@@ -27,7 +28,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checkout, dependencies
+from . import checkout, dependencies, vocabulary
 from .hosting import isolation
 from .grading import channel
 from .grading import reports as grade_reports
@@ -67,14 +68,14 @@ class GraderError(RuntimeError):
 class Options:
     """How to grade: the same for every submission of a batch."""
 
-    tasks: str | None = None  # None: the plugin's default task set
+    tasks: str = vocabulary.TASKS
     public_only: bool = False
-    seed: int = 0
-    scenario_timeout: float = 20.0
-    run_timeout: float = 600.0
+    seed: int = vocabulary.SEED
+    scenario_timeout: float = vocabulary.SCENARIO_TIMEOUT
+    run_timeout: float | None = vocabulary.RUN_TIMEOUT  # None: no limit
     limits: Limits = field(default_factory=Limits)
     install_deps: bool = False
-    isolation: str = "auto"  # of `harness.hosting.isolation.CHOICES`
+    isolation: str = vocabulary.ISOLATION  # of `harness.hosting.isolation.CHOICES`
     concurrency: int = 1  # scenarios at once in each grade (see `harness.grading.lanes`)
 
 
@@ -167,7 +168,7 @@ def _run(
 ) -> None:
     kinds = ("json", *sorted(set(reports) - {"json"}))
     command = _command(submission, work, options, python, kinds, outcome.name)
-    limit = options.run_timeout + REPORT_GRACE
+    limit = math.inf if options.run_timeout is None else options.run_timeout + REPORT_GRACE
     cancel = cancel or threading.Event()
     child = _run_child(command, work, limit, echo, cancel)
     outcome.output = child.output
@@ -218,22 +219,26 @@ def _command(
         command += ["-p", plugin]
     command += ["-p", "no:cacheprovider", "-c", str(config), "--rootdir", str(ROOT)]
     command += ["-q", "--no-header", "--tb=no", "-rN", "--color=no"]
-    command += ["--submission", str(submission.folder), "--submission-label", label]
-    command += ["--app-mode", "subprocess", "--app-python", python]
-    command += [
-        f"--app-memory={options.limits.memory_mb}",
-        f"--app-cpu={options.limits.cpu_seconds}",
-    ]
-    command += [f"--app-processes={options.limits.processes}"]
-    command += [f"--scenario-timeout={options.scenario_timeout:g}"]
-    command += [f"--concurrency={options.concurrency}"]
-    command += [f"--run-timeout={options.run_timeout:g}", f"--fault-seed={options.seed}"]
-    if options.tasks is not None:
-        command += ["--tasks", options.tasks]
-    command += ["--app-isolation", _child_isolation(options)]
+    run_timeout = 0 if options.run_timeout is None else options.run_timeout  # 0: no limit
+    settings = {
+        "submission": str(submission.folder),
+        "submission-label": label,
+        "app-mode": "subprocess",
+        "app-python": python,
+        "memory": options.limits.memory_mb,
+        "cpu": options.limits.cpu_seconds,
+        "processes": options.limits.processes,
+        "scenario-timeout": f"{options.scenario_timeout:g}",
+        "run-timeout": f"{run_timeout:g}",
+        "concurrency": options.concurrency,
+        "seed": options.seed,
+        "tasks": options.tasks,
+        "isolation": _child_isolation(options),
+        "grade-fd-reports": ",".join(kinds),  # and grade-fd: added by _run_child
+    }
+    command += [f"{vocabulary.pytest_option(word)}={value}" for word, value in settings.items()]
     if own_network:
-        command += ["--isolated-network"]
-    command += ["--grade-fd-reports", ",".join(kinds)]  # --grade-fd: added by _run_child
+        command += [vocabulary.pytest_option("isolated-network")]
     return command
 
 
@@ -372,7 +377,7 @@ class _Pipes:
         grade_read, grade_write = os.pipe()
         try:
             process = subprocess.Popen(
-                [*command, "--grade-fd", str(grade_write)],
+                [*command, vocabulary.pytest_option("grade-fd"), str(grade_write)],
                 cwd=cwd,
                 env=env,
                 pass_fds=(grade_write,),

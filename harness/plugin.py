@@ -8,12 +8,12 @@ For any test suite, it gives the fake provider:
 
 For graded scenarios (tests marked ``@pytest.mark.scenario``), it also starts the submission's app
 afresh for every scenario (``app``, ``client``), scores the results, prints the score board and
-writes the reports.
+writes the reports. Its options (``--faultfirst-WORD``) and configuration keys (``faultfirst_WORD``)
+are `harness.plugin_options`'.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import hashlib
@@ -28,22 +28,21 @@ from pathlib import Path
 
 import pytest
 
-from . import __version__
-from .hosting import isolation, sandbox
+from . import __version__, plugin_options, vocabulary
+from .hosting import isolation
 from .app_client import AppClient
-from .hosting.app_pool import MODES, AppPool, RunningApp
+from .hosting.app_pool import AppPool, RunningApp
 from .fake_llm import FakeLLM
 from .colour import Paint
 from .grading import channel, gradescope, html_report, lanes, marks, reports, scoreboard
 from .grading.evidence import UserActivity
 from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
-from .grading.tasks import CORE_TASKS, parse_tasks
 from .hosting.launcher import SCENARIO_SETTINGS, AppSettings, forkable, scenario_settings
-from .hosting.sandbox import Limits
 from .hosting.template import SharedTemplate
 
 INSTALLATION = Path(__file__).resolve().parents[1]  # holds harness/, scenarios/, exercise_app/
+SETTINGS = pytest.StashKey[plugin_options.Settings]()
 SESSION = pytest.StashKey[GradingSession]()
 CHANNEL = pytest.StashKey["_Channel"]()
 RUN_TIMER = pytest.StashKey[threading.Timer]()
@@ -53,122 +52,13 @@ FORKED = pytest.StashKey[bool]()  # apps are forked from a template (`harness.ho
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("faultfirst", "faultfirst: grade LLM apps under injected faults")
-    group.addoption(
-        "--fault-seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="seed for the fake provider's answers, jitter and fault profiles (default: 0). "
-        "The same seed replays the same faults.",
-    )
-    group.addoption(
-        "--submission",
-        default=".",
-        metavar="DIR",
-        help="the app to grade: a folder holding exercise_app/, or that exercise_app/ folder "
-        "itself (default: the current folder)",
-    )
-    group.addoption(
-        "--tasks",
-        default=",".join(CORE_TASKS),
-        metavar="LIST",
-        help=f"comma-separated tasks to grade, or 'all' (default: {','.join(CORE_TASKS)})",
-    )
-    group.addoption(
-        "--app-mode",
-        choices=("auto", *MODES),
-        default="auto",
-        help="run the app in a thread of the grader (thread: fast) or in a child process "
-        "(subprocess: isolated, as `faultfirst grade` does). auto, the default: thread for the "
-        "app in this installation's own folder, subprocess for any other, whose code must not "
-        "run inside the grader",
-    )
-    group.addoption(
-        "--app-isolation",
-        choices=isolation.CHOICES,
-        default="auto",
-        help="subprocess mode: run each app in a box of its own, seeing only its files and "
-        "processes (auto, the default: where the machine allows it, as root on Linux or with "
-        "bubblewrap; required: refuse to grade where it does not; none: never)",
-    )
-    group.addoption(
-        "--isolated-network",
-        action="store_true",
-        help="this run is in a network namespace of its own: bring its loopback up "
-        "(`faultfirst grade` runs it so)",
-    )
-    group.addoption(
-        "--concurrency",
-        type=_concurrency,
-        default="auto",
-        metavar="N",
-        help="run N scenarios at once, each with its own app and fake provider, in forked "
-        "copies of this run (auto, the default: "
-        f"{lanes.AUTO_PER_CORE} per core, {lanes.auto()} here; 1: one at a time, in this "
-        "process). Only where every test collected is a scenario",
-    )
-    group.addoption(
-        "--scenario-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="stop the app and fail a scenario that runs longer than this (default: 30)",
-    )
-    group.addoption(
-        "--run-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop the run after this long: the scenario running times out and the rest are "
-        "graded 'not run' (default: no limit)",
-    )
-    limits = Limits()
-    for option in sandbox.OPTIONS:
-        default = getattr(limits, option.field)
-        group.addoption(
-            f"--app-{option.flag}",
-            type=int,
-            default=default,
-            metavar=option.metavar,
-            help=f"subprocess mode: {option.help} (default: {default})",
-        )
-    group.addoption(
-        "--app-python",
-        default=sys.executable,
-        metavar="PATH",
-        help="subprocess mode: the Python that runs the app (default: the one running pytest)",
-    )
-    group.addoption(
-        "--submission-label",
-        metavar="NAME",
-        help="how reports name the submission (default: its folder)",
-    )
-    group.addoption(
-        "--grade-json", metavar="PATH", help="write the grade as JSON (see docs/reports.md)"
-    )
-    group.addoption(
-        "--grade-md", metavar="PATH", help="write the grade as Markdown, for a PR or CI summary"
-    )
-    group.addoption(
-        "--grade-html", metavar="PATH", help="write the grade as one HTML page, with timelines"
-    )
-    group.addoption("--grade-gradescope", metavar="PATH", help="write Gradescope's results.json")
-    group.addoption(
-        "--grade-fd",
-        type=int,
-        metavar="FD",
-        help="send the reports --grade-fd-reports names, as one JSON object, to this inherited "
-        "file descriptor at the end, and exit 0 once they are sent (how `faultfirst grade` gets "
-        "a grade back: through no file the app under test could find); the score board is then "
-        "left to `faultfirst grade`, which prints it from that grade",
-    )
-    group.addoption(
-        "--grade-fd-reports",
-        default="json",
-        metavar="LIST",
-        help=f"the reports --grade-fd sends, of {','.join(channel.KINDS)} (default: json)",
-    )
+    plugin_options.add_options(parser)
+
+
+def settings(config: pytest.Config) -> plugin_options.Settings:
+    """The run's faultfirst settings (`harness.plugin_options`): the command line's, else the
+    configuration file's, else the defaults."""
+    return config.stash[SETTINGS]
 
 
 @pytest.hookimpl(tryfirst=True)  # before --junitxml reads where to write (see _open_channel)
@@ -181,35 +71,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "app_settings(**settings): the app's settings for this scenario (faultfirst)"
     )
-    try:
-        tasks = parse_tasks(config.getoption("tasks"))
-    except ValueError as error:
-        raise pytest.UsageError(f"--tasks: {error}") from None
-    if (fd := config.getoption("grade_fd")) is not None:
-        config.stash[CHANNEL] = _open_channel(config, fd)
-    submission = _submission_folder(config)
-    mode = _app_mode(config.getoption("app_mode"), submission)
-    limits = Limits(
-        **{option.field: config.getoption(f"app_{option.flag}") for option in sandbox.OPTIONS}
-    )
-    python = config.getoption("app_python")
-    level = _isolation(config, mode)
+    settings = config.stash[SETTINGS] = plugin_options.read(config)
+    if not hasattr(config, "workerinput"):  # once a run: not again in each xdist worker
+        for old, new in plugin_options.old_names_used(config).items():
+            print(vocabulary.notice(old, new), file=sys.stderr)
+    if settings.grade_fd is not None:
+        config.stash[CHANNEL] = _open_channel(config, settings)
+    submission = _submission_folder(config, settings.submission)
+    mode = _app_mode(settings.app_mode, submission)
+    limits, python = settings.limits, settings.app_python
+    level = _isolation(settings.isolation, mode)
     box = level.name if level.boxed else None
-    if config.getoption("isolated_network"):
+    if settings.isolated_network:
         isolation.bring_loopback_up()
     config.stash[SESSION] = GradingSession(
         submission=submission,
-        tasks=tasks,
-        seed=config.getoption("fault_seed"),
+        tasks=settings.tasks,
+        seed=settings.seed,
         app_mode=mode,
-        time_limit=config.getoption("scenario_timeout"),
+        time_limit=settings.scenario_timeout,
         pool=lambda template: AppPool(
             submission, mode, limits=limits, python=python, box=box, template=template
         ),
-        label=config.getoption("submission_label"),
+        label=settings.submission_label,
     )
     config.stash[FORKED] = mode == "subprocess" and forkable(python, box, limits)
-    network = "own" if config.getoption("isolated_network") else "shared"
+    network = "own" if settings.isolated_network else "shared"
     config.stash[SESSION].grade.isolation = Isolation(level.name, network, level.why_not)
 
 
@@ -234,10 +121,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """Run the scenarios in lanes (`harness.grading.lanes`), or leave the loop to pytest."""
     config = session.config
-    grading, seconds = config.stash[SESSION], config.getoption("run_timeout")
+    grading, seconds = config.stash[SESSION], config.stash[SETTINGS].run_timeout
     count = _lane_count(session)
     if count < 2:
-        if seconds is not None:
+        if seconds is not None and _has_scenarios(session):
             config.stash[RUN_TIMER] = grading.limit_run(session, seconds)
         return None
     private = (config.stash[CHANNEL].fd,) if CHANNEL in config.stash else ()
@@ -317,13 +204,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     grade, started_at = grading.grade, grading.started_at
     grade.duration = round(time.time() - started_at, 3)  # as the JSON keeps it
-    if path := config.getoption("grade_json"):
+    paths = config.stash[SETTINGS].reports
+    if path := paths.get("json"):
         reports.write_json(path, grade, harness_version=__version__, started_at=started_at)
-    if path := config.getoption("grade_md"):
+    if path := paths.get("md"):
         reports.write_markdown(path, grade)
-    if path := config.getoption("grade_html"):
+    if path := paths.get("html"):
         html_report.write_html(path, grade, started_at=started_at)
-    if path := config.getoption("grade_gradescope"):
+    if path := paths.get("gradescope"):
         gradescope.write_gradescope(path, grade)
     if CHANNEL in config.stash:
         to = config.stash[CHANNEL]
@@ -337,14 +225,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def fake_llm_server(pytestconfig: pytest.Config) -> typing.Iterator[FakeLLM]:
     """The session's fake provider, serving on 127.0.0.1 and a free port."""
-    with FakeLLM(seed=pytestconfig.getoption("fault_seed")) as fake:
+    with FakeLLM(seed=pytestconfig.stash[SETTINGS].seed) as fake:
         yield fake
 
 
 @pytest.fixture
 def fake_llm(fake_llm_server: FakeLLM, pytestconfig: pytest.Config) -> typing.Iterator[FakeLLM]:
     """The fake provider, reset for this test: instant answers, no faults, an empty ledger."""
-    seed = pytestconfig.getoption("fault_seed")
+    seed = pytestconfig.stash[SETTINGS].seed
     fake_llm_server.attend(None)  # the last scenario's app may still be sending: not to count
     fake_llm_server.reset(seed=seed)
     yield fake_llm_server
@@ -405,15 +293,15 @@ class _Channel:
     kinds: tuple[str, ...]
 
 
-def _open_channel(config: pytest.Config, fd: int) -> _Channel:
-    """Check --grade-fd and its reports; keep the descriptor from the apps this run starts."""
+def _open_channel(config: pytest.Config, settings: plugin_options.Settings) -> _Channel:
+    """Check the grade's pipe (--faultfirst-grade-fd); keep it from the apps this run starts."""
+    fd, kinds = settings.grade_fd, settings.grade_fd_reports
+    assert fd is not None
     try:
-        kinds = channel.parse_kinds(config.getoption("grade_fd_reports"))
         os.set_inheritable(fd, False)
-    except ValueError as error:
-        raise pytest.UsageError(f"--grade-fd-reports: {error}") from None
     except OSError:
-        raise pytest.UsageError(f"--grade-fd: {fd} is not an open file descriptor") from None
+        option = vocabulary.pytest_option("grade-fd")
+        raise pytest.UsageError(f"{option}: {fd} is not an open file descriptor") from None
     if "junit" in kinds and not config.option.xmlpath:
         folder = tempfile.mkdtemp(prefix="faultfirst-junit-")
         config.add_cleanup(functools.partial(shutil.rmtree, folder, ignore_errors=True))
@@ -434,18 +322,6 @@ def _report_text(kind: str, config: pytest.Config, started_at: float) -> str:
     return Path(config.option.xmlpath).read_text(encoding="utf-8")  # junit: pytest's own
 
 
-def _concurrency(value: str) -> int:
-    if value == "auto":
-        return lanes.auto()
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"a whole number of 1 or more, or auto, not {value!r}")
-    return count
-
-
 def _lane_count(session: pytest.Session) -> int:
     """How many lanes to run the session's items in: 1 (pytest's own loop) unless there are
     several, all scenarios, and nothing stops them (collection errors, --collect-only)."""
@@ -454,19 +330,25 @@ def _lane_count(session: pytest.Session) -> int:
         return 1
     if not all(grading.scenario(item) is not None for item in session.items):
         return 1
-    return min(config.getoption("concurrency"), len(session.items))
+    return min(config.stash[SETTINGS].lane_count(), len(session.items))
 
 
-def _isolation(config: pytest.Config, mode: str) -> isolation.Level:
-    chosen = config.getoption("app_isolation")
+def _has_scenarios(session: pytest.Session) -> bool:
+    """Whether the session runs scenarios: a run's time limit is theirs, not other tests'."""
+    grading = session.config.stash[SESSION]
+    return any(grading.scenario(item) is not None for item in session.items)
+
+
+def _isolation(chosen: str, mode: str) -> isolation.Level:
+    option = vocabulary.pytest_option("isolation")
     if mode == "thread":
         level = isolation.Level(isolation.NONE, "thread mode runs the app inside the grader")
     elif chosen == isolation.NONE:
-        level = isolation.Level(isolation.NONE, "turned off (--app-isolation none)")
+        level = isolation.Level(isolation.NONE, f"turned off ({option} none)")
     else:
         level = isolation.detect()
     if chosen == "required" and not level.boxed:
-        raise pytest.UsageError(f"--app-isolation required, but {level.why_not}")
+        raise pytest.UsageError(f"{option} required, but {level.why_not}")
     return level
 
 
@@ -477,8 +359,8 @@ def _app_mode(chosen: str, submission: Path) -> str:
     return "thread" if submission == INSTALLATION else "subprocess"
 
 
-def _submission_folder(config: pytest.Config) -> Path:
-    folder = (config.invocation_params.dir / Path(config.getoption("submission"))).resolve()
+def _submission_folder(config: pytest.Config, given: str) -> Path:
+    folder = (config.invocation_params.dir / Path(given)).resolve()
     if folder.name == "exercise_app" and (folder / "app.py").is_file():
         return folder.parent
     return folder

@@ -28,7 +28,7 @@ def add_command(commands: typing.Any) -> None:
         "report",
         help="make a grade's reports again from its saved JSON",
         description="Read GRADE.json, the JSON that `faultfirst grade --json` or pytest's "
-        "--grade-json wrote, and write the reports asked for, each as the grading run would "
+        "--faultfirst-json wrote, and write the reports asked for, each as the grading run would "
         "have written it. With no report asked for, print the grade's score board.",
         epilog="Exit status: 0 once the reports are written; 2 if GRADE.json is no grade this "
         "faultfirst reads (another file, or a grade of another schema version).",
@@ -45,7 +45,6 @@ def add_command(commands: typing.Any) -> None:
     )
     command.add_argument(
         "--junitxml",
-        "--junit",
         dest="junit",
         metavar="PATH",
         type=Path,

@@ -30,7 +30,7 @@ def add_command(commands: typing.Any) -> None:
         "table",
         help="the comparison table of saved grades",
         description="Read each GRADE.json (what `faultfirst grade --json` or pytest's "
-        "--grade-json wrote) and print the comparison table `faultfirst grade` prints for a "
+        "--faultfirst-json wrote) and print the comparison table `faultfirst grade` prints for a "
         "batch: a row per grade, in the order given, with the points of every task, the total, "
         "the status and the time it took. Write it too with --csv, --md and --json.",
         epilog="Exit status: 0 once the table is printed and written; 2 if a file is no grade "

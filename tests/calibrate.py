@@ -79,9 +79,9 @@ def grade(
     """Grade the solution built in `folder` on the scenarios `selection` keeps, its app in
     `mode`, `concurrency` scenarios at once, writing its report; pytest's output."""
     arguments = [str(SCENARIOS), "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-    arguments += ["--app-mode", mode, "--concurrency", concurrency]
-    arguments += ["--submission", str(folder), "--submission-label", name, "--tasks", "all"]
-    arguments += ["--scenario-timeout", "20", "--grade-json", str(report)]
+    arguments += ["--faultfirst-app-mode", mode, "--faultfirst-concurrency", concurrency]
+    arguments += ["--faultfirst-submission", str(folder), "--faultfirst-submission-label", name]
+    arguments += ["--faultfirst-tasks", "all", "--faultfirst-json", str(report)]
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         pytest.main(arguments, plugins=[selection])

@@ -42,11 +42,11 @@ def grade(
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "grade.json"
         command = [sys.executable, "-m", "pytest", str(SCENARIOS), "-q", "-p", "no:randomly"]
-        command += ["--submission", str(submission), "--app-mode", mode]
-        command += ["--fault-seed", str(seed), "--grade-json", str(report)]
-        command += ["--concurrency", concurrency]
+        command += ["--faultfirst-submission", str(submission), "--faultfirst-app-mode", mode]
+        command += ["--faultfirst-seed", str(seed), "--faultfirst-json", str(report)]
+        command += ["--faultfirst-concurrency", concurrency]
         if tasks is not None:
-            command += ["--tasks", tasks]
+            command += ["--faultfirst-tasks", tasks]
         run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if not report.exists():
             raise RuntimeError(f"the grade wrote no report:\n{run.stdout}\n{run.stderr}")

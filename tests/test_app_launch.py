@@ -262,7 +262,7 @@ def test_after_an_import_that_hangs_the_next_start_says_why_at_once(
         app.stop()
     good = AppThread(submission(tmp_path / "good"), SETTINGS)
     try:
-        with pytest.raises(AppDidNotStart, match="--app-mode subprocess"):
+        with pytest.raises(AppDidNotStart, match="--faultfirst-app-mode subprocess"):
             good.start(timeout=1)
     finally:
         good.stop()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 COMMAND = [sys.executable, "-m", "harness.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ def test_fake_llm_serves_prints_each_request_and_stops_on_ctrl_c() -> None:
 
 
 def test_play_runs_the_app_against_the_fake_and_shows_its_calls() -> None:
-    command = Running("play", "--profile", "instant", "--app", str(ROOT))
+    command = Running("play", "--profile", "instant", "--submission", str(ROOT))
     try:
         page = command.read_until(r"open +(http://127\.0\.0\.1:\d+)/").group(1)
         assert "<form" in httpx.get(page).text
@@ -84,15 +85,20 @@ def test_play_runs_the_app_against_the_fake_and_shows_its_calls() -> None:
     assert "stopped." in out
 
 
-def test_play_with_an_app_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option", ["--submission", "--app"])  # --app: its old name
+def test_play_with_an_app_that_cannot_start_says_why_in_one_line(
+    tmp_path: Path, option: str
+) -> None:
     (tmp_path / "exercise_app").mkdir()
     (tmp_path / "exercise_app" / "__init__.py").write_text("")
     (tmp_path / "exercise_app" / "app.py").write_text("import a_library_nobody_installed\n")
     result = subprocess.run(
-        [*COMMAND, "play", "--app", str(tmp_path)], capture_output=True, text=True, timeout=30
+        [*COMMAND, "play", option, str(tmp_path)], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
+    renamed = ["faultfirst: --app is now --submission; the old name goes in the next release"]
     assert result.stderr.strip().splitlines() == [
+        *(renamed if option == "--app" else []),
         "faultfirst play: the app exited while starting: the app imports "
         "'a_library_nobody_installed', which is not installed: pip install it, and list it in "
         "the dependencies of your pyproject.toml so a grader can install it too "

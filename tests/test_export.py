@@ -143,7 +143,8 @@ def test_the_pyproject_is_ours_for_candidates(bundle: tuple[Path, list[Path]]) -
     assert theirs["tool"]["setuptools"] == ours["tool"]["setuptools"]
     assert theirs["tool"]["pytest"]["ini_options"] == {
         "testpaths": ["scenarios"],
-        "addopts": "-p no:cacheprovider --tasks streaming,cancellation,retries,fallback",
+        "addopts": "-p no:cacheprovider",
+        "faultfirst_tasks": "streaming,cancellation,retries,fallback",
     }
 
 
@@ -151,7 +152,7 @@ def test_the_tasks_chosen_are_the_ones_pytest_and_the_workflow_grade(tmp_path: P
     folder = tmp_path / "candidate-repo"
     export_candidate(folder, source=ROOT, git=False, tasks=("jobs", "structured"))
     theirs = tomllib.loads((folder / "pyproject.toml").read_text())
-    assert theirs["tool"]["pytest"]["ini_options"]["addopts"].endswith("--tasks jobs,structured")
+    assert theirs["tool"]["pytest"]["ini_options"]["faultfirst_tasks"] == "jobs,structured"
     workflow = (folder / ".github" / "workflows" / "faultfirst.yml").read_text()
     yaml = pytest.importorskip("yaml")
     [grade] = [step for step in yaml.safe_load(workflow)["jobs"]["grade"]["steps"]
@@ -188,7 +189,8 @@ def test_the_pyproject_writer_round_trips_what_toml_can_hold() -> None:
         "pytest": {
             "ini_options": {
                 "testpaths": ["scenarios"],
-                "addopts": "-p no:cacheprovider --tasks streaming,cancellation,retries,fallback",
+                "addopts": "-p no:cacheprovider",
+                "faultfirst_tasks": "streaming,cancellation,retries,fallback",
             }
         },
     }
@@ -420,7 +422,7 @@ def test_the_bundle_installs_in_a_fresh_virtualenv_and_grades_the_starter(tmp_pa
 
     grade_json = tmp_path / "grade.json"
     graded = subprocess.run(
-        [python, "-m", "pytest", "scenarios", "-q", "--grade-json", str(grade_json)],
+        [python, "-m", "pytest", "scenarios", "-q", "--faultfirst-json", str(grade_json)],
         cwd=bundle, capture_output=True, text=True, timeout=300, env=environ,
     )  # fmt: skip
     assert graded.returncode in (0, 1), graded.stdout[-3000:] + graded.stderr[-3000:]

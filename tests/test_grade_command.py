@@ -70,7 +70,8 @@ TAMPERING = {
         dependencies = []
 
         [tool.pytest.ini_options]
-        addopts = "-p no:faultfirst -p no:anyio --tasks streaming"
+        addopts = "-p no:faultfirst -p no:anyio --faultfirst-tasks streaming"
+        faultfirst_tasks = "streaming"
     """,
     "pytest.ini": "[pytest]\naddopts = -p no:faultfirst\n",
     "harness/plugin.py": "raise SystemExit('the submission's harness must never be imported')\n",
@@ -237,7 +238,7 @@ def test_the_step_summary_gets_valid_markdown_appended(tmp_path: Path) -> None:
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
     starter = starter_with(tmp_path / "starter")
     outcome = faultfirst_grade(
-        starter, *FEW, "--md", summary, "--junit", tmp_path / "j.xml", env=env
+        starter, *FEW, "--md", summary, "--junitxml", tmp_path / "j.xml", env=env
     )
     assert outcome.returncode == 0, outcome.stderr
     text = summary.read_text()

@@ -27,7 +27,8 @@ pytest_plugins = ["pytester"]
 # hypothesis's pytest plugin costs each run over a second (pytest rewrites the asserts of every
 # hypothesis module, and an in-process run imports them afresh); no scenario here uses it.
 # Thread mode, fast, unless a test asks for another: these submissions are our own.
-QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--app-mode", "thread")
+QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--faultfirst-app-mode", "thread")
+JSON = "--faultfirst-json"
 
 STARTER = Path(__file__).resolve().parents[1] / "exercise_app"
 
@@ -157,7 +158,9 @@ def starter(pytester: pytest.Pytester) -> Path:
 
 def grade(pytester: pytest.Pytester, folder: Path, *args: str) -> pytest.RunResult:
     """Run pytest with the plugin in a child process against the submission in `folder`."""
-    return pytester.runpytest_subprocess(*QUICK, "--submission", str(folder), *args, timeout=60)
+    return pytester.runpytest_subprocess(
+        *QUICK, "--faultfirst-submission", str(folder), *args, timeout=60
+    )
 
 
 def board(result: pytest.RunResult) -> list[str]:
@@ -297,7 +300,7 @@ def test_two_scenarios_with_the_same_name_fail_the_run(pytester: pytest.Pytester
 
 def test_tasks_deselects_the_scenarios_of_other_tasks(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING, FALLBACK)
-    result = grade(pytester, submission(pytester), "--tasks", "retries")
+    result = grade(pytester, submission(pytester), "--faultfirst-tasks", "retries")
     result.assert_outcomes(passed=1, deselected=1)
     lines = board(result)
     assert any(line.split() == ["Retries", "2", "/", "2"] for line in lines), lines
@@ -317,10 +320,12 @@ def test_a_scenario_that_needs_another_task_is_graded_only_along_with_it(
     pytester: pytest.Pytester,
 ) -> None:
     scenarios(pytester, PASSING, FALLBACK, NEEDS_RETRIES)
-    alone = grade(pytester, submission(pytester), "--tasks", "fallback")
+    alone = grade(pytester, submission(pytester), "--faultfirst-tasks", "fallback")
     alone.assert_outcomes(passed=1, deselected=2)
     assert any(line.split() == ["Fallback", "1", "/", "1"] for line in board(alone))
-    both = grade(pytester, submission(pytester, name="again"), "--tasks", "fallback,retries")
+    both = grade(
+        pytester, submission(pytester, name="again"), "--faultfirst-tasks", "fallback,retries"
+    )
     both.assert_outcomes(passed=3)
     assert any(line.split() == ["Fallback", "2", "/", "2"] for line in board(both))
 
@@ -328,18 +333,19 @@ def test_a_scenario_that_needs_another_task_is_graded_only_along_with_it(
 def test_the_submission_may_be_the_exercise_app_folder_itself(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
     path = pytester.path / "grade.json"
-    result = grade(pytester, submission(pytester) / "exercise_app", "--grade-json", str(path))
+    result = grade(pytester, submission(pytester) / "exercise_app", JSON, str(path))
     result.assert_outcomes(passed=1)
     assert load_json(path)["submission"] == str(pytester.path / "submission")
 
 
 def test_an_unknown_task_is_a_usage_error_listing_the_tasks(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
-    result = pytester.runpytest(*QUICK, "--tasks", "nonsense")
+    result = pytester.runpytest(*QUICK, "--faultfirst-tasks", "nonsense")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            "*--tasks: unknown task nonsense; choose from streaming, cancellation, retries, "
+            "*--faultfirst-tasks: unknown task nonsense; choose from streaming, cancellation, "
+            "retries, "
             "fallback, metadata, timeouts, jobs, structured, or all*"
         ]
     )
@@ -393,8 +399,8 @@ def test_an_app_that_cannot_import_did_not_start_in_any_scenario(
     report = pytester.path / "grade.json"
     # Unboxed, so that the app can note its imports in its folder (a boxed one cannot write there);
     # one lane, since each lane starts apps of its own, and so tries the import once.
-    unboxed = ("--app-isolation", "none", "--concurrency", "1")
-    result = grade(pytester, folder, "--app-mode", mode, *unboxed, "--grade-json", str(report))
+    unboxed = ("--faultfirst-isolation", "none", "--faultfirst-concurrency", "1")
+    result = grade(pytester, folder, "--faultfirst-app-mode", mode, *unboxed, JSON, str(report))
     result.assert_outcomes(errors=3)
     lines = board(result)
     assert "The app could not be graded: it never started (see below)." in lines
@@ -421,7 +427,7 @@ def test_a_scenario_whose_app_hangs_times_out_and_the_next_one_runs(
     result = grade(
         pytester,
         submission(pytester),
-        *("--app-mode", mode, "--scenario-timeout", "1", "--grade-json", str(report)),
+        *("--faultfirst-app-mode", mode, "--faultfirst-scenario-timeout", "1", JSON, str(report)),
     )
     result.assert_outcomes(passed=1, failed=1)
     lines = board(result)
@@ -449,7 +455,7 @@ def test_a_scenario_that_outlived_its_time_limit_never_passes(pytester: pytest.P
                 pass
         """,
     )
-    result = grade(pytester, submission(pytester), "--scenario-timeout", "1")
+    result = grade(pytester, submission(pytester), "--faultfirst-scenario-timeout", "1")
     assert "✗ [retries] It hangs — timed out (0/1)" in board(result)
 
 
@@ -475,7 +481,7 @@ def test_grade_json_and_markdown(pytester: pytest.Pytester) -> None:
     scenarios(pytester, ANSWERED, RETRIED_503, HARNESS_BUG)
     json_path, md_path = pytester.path / "out" / "grade.json", pytester.path / "out" / "grade.md"
     result = grade(
-        pytester, starter(pytester), "--grade-json", str(json_path), "--grade-md", str(md_path)
+        pytester, starter(pytester), JSON, str(json_path), "--faultfirst-md", str(md_path)
     )
     result.assert_outcomes(passed=1, failed=2)
 
@@ -522,7 +528,7 @@ def test_scenarios_refuse_to_be_spread_over_workers(pytester: pytest.Pytester) -
     # than a wrong grade, the run fails and writes none.
     scenarios(pytester, PASSING, FAILING)
     path = pytester.path / "grade.json"
-    result = grade(pytester, submission(pytester), "-n", "2", "--grade-json", str(path))
+    result = grade(pytester, submission(pytester), "-n", "2", JSON, str(path))
     assert result.ret != 0
     assert not path.exists()
 
@@ -541,7 +547,7 @@ def test_grade_json_says_how_long_the_run_took(pytester: pytest.Pytester) -> Non
         """,
     )
     path = pytester.path / "grade.json"
-    grade(pytester, submission(pytester), "--grade-json", str(path)).assert_outcomes(passed=1)
+    grade(pytester, submission(pytester), JSON, str(path)).assert_outcomes(passed=1)
     data = load_json(path)
     assert data["scenarios"][0]["duration"] >= 0.2
     assert data["duration"] >= data["scenarios"][0]["duration"]
@@ -617,7 +623,7 @@ def runs(pytester: pytest.Pytester) -> list[tuple[str, int, float, float]]:
 
 def test_scenarios_run_side_by_side_in_forked_lanes(pytester: pytest.Pytester) -> None:
     scenarios(pytester, NOTED, *(SLOW.format(n=n) for n in range(4)))
-    result = grade(pytester, submission(pytester), "--concurrency", "2")
+    result = grade(pytester, submission(pytester), "--faultfirst-concurrency", "2")
     result.assert_outcomes(passed=4)
     seen = runs(pytester)
     assert len({pid for _, pid, _, _ in seen}) == 2  # two lanes, each running two in turn
@@ -633,8 +639,8 @@ def test_lanes_grade_as_one_process_does(pytester: pytest.Pytester) -> None:
     folder, outputs = submission(pytester), []
     for lanes in ("1", "3"):
         path, junit = pytester.path / f"grade{lanes}.json", pytester.path / f"junit{lanes}.xml"
-        limits = ("--scenario-timeout", "1", "--concurrency", lanes)
-        result = grade(pytester, folder, *limits, "--grade-json", str(path), "--junitxml", str(junit))
+        limits = ("--faultfirst-scenario-timeout", "1", "--faultfirst-concurrency", lanes)
+        result = grade(pytester, folder, *limits, JSON, str(path), "--junitxml", str(junit))
         result.assert_outcomes(passed=2, failed=3)
         data = load_json(path)
         scenarios_seen = [(s["id"], s["status"], s["reason"]) for s in data["scenarios"]]
@@ -646,8 +652,8 @@ def test_lanes_grade_as_one_process_does(pytester: pytest.Pytester) -> None:
 def test_the_runs_time_limit_stops_every_lane(pytester: pytest.Pytester) -> None:
     scenarios(pytester, HANGS, HANGS.replace("test_hangs", "test_hangs_too"), PASSING, FAILING)
     path = pytester.path / "grade.json"
-    limits = ("--run-timeout", "1.5", "--concurrency", "2")
-    grade(pytester, submission(pytester), *limits, "--grade-json", str(path))
+    limits = ("--faultfirst-run-timeout", "1.5", "--faultfirst-concurrency", "2")
+    grade(pytester, submission(pytester), *limits, JSON, str(path))
     seen = {s["id"]: (s["status"], s["reason"]) for s in load_json(path)["scenarios"]}
     reason = "the run's time limit of 1.5s passed during this scenario, so the app was stopped"
     assert seen["hangs"] == seen["hangs_too"] == ("timed out", reason)
@@ -661,7 +667,7 @@ def test_a_lane_that_dies_leaves_a_harness_error_and_the_rest_go_on(
     dies = PASSING.replace("test_answers", "test_dies").replace("assert (", "os._exit(3)\n        (")
     scenarios(pytester, "import os", dies, PASSING, FAILING, FALLBACK)
     path = pytester.path / "grade.json"
-    grade(pytester, submission(pytester), "--concurrency", "2", "--grade-json", str(path))
+    grade(pytester, submission(pytester), "--faultfirst-concurrency", "2", JSON, str(path))
     seen = {s["id"]: (s["status"], s["reason"]) for s in load_json(path)["scenarios"]}
     reason = "the process running this scenario failed (3): a bug in the harness"
     assert seen == {
@@ -679,7 +685,7 @@ def test_what_a_dead_lane_was_to_run_next_is_run_by_another(pytester: pytest.Pyt
     dies = PASSING.replace("test_answers", "test_dies").replace("assert (", "os._exit(3)\n        (")
     scenarios(pytester, "import os", dies, PASSING, FAILING)
     path = pytester.path / "grade.json"
-    grade(pytester, submission(pytester), "--concurrency", "2", "--grade-json", str(path))
+    grade(pytester, submission(pytester), "--faultfirst-concurrency", "2", JSON, str(path))
     seen = {s["id"]: (s["status"], s["reason"]) for s in load_json(path)["scenarios"]}
     assert seen == {
         "dies": ("harness error", "the process running this scenario failed (3): a bug in the harness"),
@@ -697,8 +703,8 @@ def test_a_lane_started_late_keeps_the_runs_time_limit(pytester: pytest.Pytester
     )
     scenarios(pytester, "import os\nimport anyio", dies, PASSING, HANGS)
     path = pytester.path / "grade.json"
-    limits = ("--run-timeout", "1.5", "--scenario-timeout", "10", "--concurrency", "2")
-    grade(pytester, submission(pytester), *limits, "--grade-json", str(path))
+    limits = ("--faultfirst-run-timeout", "1.5", "--faultfirst-scenario-timeout", "10")
+    grade(pytester, submission(pytester), *limits, "--faultfirst-concurrency", "2", JSON, str(path))
     seen = {s["id"]: s for s in load_json(path)["scenarios"]}
     reason = "the run's time limit of 1.5s passed during this scenario, so the app was stopped"
     assert (seen["hangs"]["status"], seen["hangs"]["reason"]) == ("timed out", reason)
@@ -709,16 +715,18 @@ def test_a_lane_started_late_keeps_the_runs_time_limit(pytester: pytest.Pytester
 
 def test_concurrency_must_be_a_whole_number(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
-    result = pytester.runpytest("--concurrency", "0")
+    result = pytester.runpytest("--faultfirst-concurrency", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--concurrency: a whole number of 1 or more, or auto, not '0'*"])
+    result.stderr.fnmatch_lines(
+        ["*--faultfirst-concurrency: a whole number of 1 or more, or auto, not '0'*"]
+    )
 
 
 # -- 5b. untrusted folders, and the grade's channel ------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("asked", "used"), [((), "subprocess"), (("--app-mode", "thread"), "thread")]
+    ("asked", "used"), [((), "subprocess"), (("--faultfirst-app-mode", "thread"), "thread")]
 )
 def test_another_folder_is_run_in_a_child_process_unless_thread_mode_is_asked_for(
     pytester: pytest.Pytester, asked: tuple[str, ...], used: str
@@ -726,16 +734,18 @@ def test_another_folder_is_run_in_a_child_process_unless_thread_mode_is_asked_fo
     scenarios(pytester, PASSING)
     report = pytester.path / "grade.json"
     result = pytester.runpytest_subprocess(
-        *QUICK[:4], "--submission", str(submission(pytester)), *asked, "--grade-json", str(report)
+        *QUICK[:4], "--faultfirst-submission", str(submission(pytester)), *asked, JSON, str(report)
     )
     result.assert_outcomes(passed=1)
     assert load_json(report)["app_mode"] == used
 
 
 def run_with_channel(pytester: pytest.Pytester, *args: str) -> tuple[int, bytes, str]:
-    """Run the scenarios with ``--grade-fd``: the exit status, what came through, the output."""
+    """Run the scenarios with ``--faultfirst-grade-fd``: the exit status, what came through, the
+    output."""
     read_end, write_end = os.pipe()
-    command = [sys.executable, "-m", "pytest", *QUICK, "--grade-fd", str(write_end), *args]
+    command = [sys.executable, "-m", "pytest", *QUICK, "--faultfirst-grade-fd", str(write_end)]
+    command += args
     with os.fdopen(read_end, "rb") as channel:
         process = subprocess.Popen(
             command, cwd=pytester.path, pass_fds=(write_end,), stdout=subprocess.PIPE, env={
@@ -754,7 +764,9 @@ def test_the_grade_goes_through_the_channel_and_the_run_exits_0_once_it_is_sent(
     scenarios(pytester, PASSING, FAILING)
     (pytester.path / "tmp").mkdir()
     status, sent, output = run_with_channel(
-        pytester, "--submission", str(submission(pytester)), "--grade-fd-reports", "json,md,junit"
+        pytester,
+        *("--faultfirst-submission", str(submission(pytester))),
+        *("--faultfirst-grade-fd-reports", "json,md,junit"),
     )
     assert status == 0, output  # though a scenario failed: the run did its job
     reports_sent = json.loads(sent)
@@ -767,20 +779,21 @@ def test_the_grade_goes_through_the_channel_and_the_run_exits_0_once_it_is_sent(
 
 def test_isolation_required_in_thread_mode_is_refused(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
-    result = pytester.runpytest(*QUICK, "--app-isolation", "required")
+    result = pytester.runpytest(*QUICK, "--faultfirst-isolation", "required")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*--app-isolation required, but thread mode runs the app inside the grader*"]
+        ["*--faultfirst-isolation required, but thread mode runs the app inside the grader*"]
     )
 
 
 def test_a_run_that_cannot_send_its_grade_is_told_so(pytester: pytest.Pytester) -> None:
     scenarios(pytester, PASSING)
-    result = pytester.runpytest(*QUICK, "--grade-fd", "987")
+    result = pytester.runpytest(*QUICK, "--faultfirst-grade-fd", "987")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--grade-fd: 987 is not an open file descriptor*"])
-    result = pytester.runpytest(*QUICK, "--grade-fd", "2", "--grade-fd-reports", "json,pdf")
-    result.stderr.fnmatch_lines(["*--grade-fd-reports: unknown report 'pdf'*"])
+    result.stderr.fnmatch_lines(["*--faultfirst-grade-fd: 987 is not an open file descriptor*"])
+    reports = ("--faultfirst-grade-fd-reports", "json,pdf")
+    result = pytester.runpytest(*QUICK, "--faultfirst-grade-fd", "2", *reports)
+    result.stderr.fnmatch_lines(["*--faultfirst-grade-fd-reports: unknown report 'pdf'*"])
 
 
 # -- 6. --help ------------------------------------------------------------------------------------
@@ -791,13 +804,16 @@ def test_help_documents_the_grading_options(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "faultfirst: grade LLM apps under injected faults:",
-            "*--submission=DIR*the app to grade*",
-            "*--tasks=LIST*comma-separated tasks to grade*",
-            "*--app-mode={auto,thread,subprocess}*",
-            "*--app-isolation={auto,required,none}*",
-            "*--scenario-timeout=SECONDS*",
-            "*--grade-json=PATH*write the grade as JSON*",
-            "*--grade-md=PATH*write the grade as Markdown*",
+            "*--faultfirst-submission=DIR*",
+            "*the app to grade*",
+            "*--faultfirst-tasks=LIST*",
+            "*comma-separated tasks to grade*",
+            "*--faultfirst-app-mode={auto,thread,subprocess}*",
+            "*--faultfirst-isolation={auto,required,none}*",
+            "*--faultfirst-scenario-timeout=SECONDS*",
+            "*--faultfirst-json=PATH*",
+            "*write the grade as JSON*",
+            "*--faultfirst-md=PATH*write the grade as Markdown*",
         ]
     )
 
@@ -813,7 +829,7 @@ def test_without_scenarios_there_is_no_board_and_no_report(pytester: pytest.Pyte
         """
     )
     path = pytester.path / "grade.json"
-    result = grade(pytester, pytester.path / "nowhere", "--grade-json", str(path))
+    result = grade(pytester, pytester.path / "nowhere", JSON, str(path))
     result.assert_outcomes(passed=1)
     assert "score board" not in result.stdout.str()
     assert not path.exists()

@@ -44,6 +44,9 @@ OWN_NETWORK = isolation.detect().name == isolation.BOXED  # each grade's own: ro
 FORGE = """
     import json, os, signal
 
+    REPORT_FLAGS = ("--faultfirst-json", "--faultfirst-md", "--faultfirst-html",
+                    "--faultfirst-gradescope", "--junitxml")
+
     def _ancestors():
         pid = os.getppid()
         while pid > 1:
@@ -58,17 +61,17 @@ FORGE = """
             graders = []
             for pid in _ancestors():
                 argv = open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\\0")
-                if "--grade-fd" in argv or any(a.startswith("--grade-") for a in argv):
+                if any(a.startswith("--faultfirst-") for a in argv):
                     graders.append((pid, argv))
         except (OSError, ValueError):
             return
         for parent, argv in graders:
             for flag, value in zip(argv, argv[1:]):
                 try:
-                    if flag == "--grade-fd":
+                    if flag == "--faultfirst-grade-fd":
                         with open(f"/proc/{parent}/fd/{value}", "w") as pipe:
                             pipe.write(message)
-                    elif flag.startswith("--grade-") or flag == "--junitxml":
+                    elif flag in REPORT_FLAGS:
                         with open(value, "w") as report:
                             report.write(json.dumps(perfect))
                 except OSError:
@@ -301,7 +304,7 @@ def test_without_boxes_a_killed_grading_run_is_not_graded_rather_than_forged(
 
 
 def test_pytest_on_another_folder_runs_its_app_outside_the_grader(tmp_path: Path) -> None:
-    """`pytest scenarios --submission OTHER` must not import OTHER's code into the grader, where
+    """`pytest scenarios --faultfirst-submission OTHER` must not import OTHER's code into the grader, where
     it could change how scores are counted."""
     patcher = starter_with(
         tmp_path / "patcher",
@@ -315,8 +318,8 @@ def test_pytest_on_another_folder_runs_its_app_outside_the_grader(tmp_path: Path
     )
     report = tmp_path / "g.json"
     command = [sys.executable, "-m", "pytest", "scenarios", "-p", "no:cacheprovider", "-q"]
-    command += ["--submission", str(patcher), "--tasks", "fallback", "--ignore", "scenarios/hidden"]
-    command += ["--grade-json", str(report)]
+    command += ["--faultfirst-submission", str(patcher), "--faultfirst-tasks", "fallback"]
+    command += ["--ignore", "scenarios/hidden", "--faultfirst-json", str(report)]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
     grade = json.loads(report.read_text())
     assert grade["app_mode"] == "subprocess", run.stdout

@@ -61,7 +61,7 @@ def grade_html(grade: Grade, *, started_at: float | None = None) -> str:
         _reading_guide(),
         *(_task_section(grade, task, number) for number, task in enumerate(_tasks_of(grade))),
         f"<footer>faultfirst {_e(grade.harness_version)} · times are seconds since the "
-        "scenario’s app was ready · the JSON report (<code>--grade-json</code>) has every "
+        "scenario’s app was ready · the JSON report (<code>--json</code>) has every "
         "field</footer>",
     ]
     title = f"faultfirst: {grade.submission} — {grade.earned} / {grade.possible}"

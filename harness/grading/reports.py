@@ -154,7 +154,7 @@ def grade_markdown(grade: Grade, *, limit: int = MARKDOWN_LIMIT) -> str:
         notes.append("the list of scenarios that passed")
     note = (
         f"\n_Left out to fit GitHub's limit of {limit:,} characters: {'; '.join(notes)}. "
-        "The JSON report (`--grade-json`) has everything._\n"
+        "The JSON report (`--json`) has everything._\n"
         if notes
         else ""
     )

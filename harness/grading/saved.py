@@ -101,7 +101,7 @@ def _check_kind(data: object) -> None:
     if schema != SCHEMA:
         raise NotAGrade(
             ' is not a faultfirst grade (no "schema": "faultfirst-grade"): give a JSON that '
-            "`faultfirst grade --json` or pytest's `--grade-json` wrote"
+            "`faultfirst grade --json` or pytest's `--faultfirst-json` wrote"
         )
     version = data.get("schema_version")
     if version == SCHEMA_VERSION:

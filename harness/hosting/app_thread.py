@@ -111,7 +111,7 @@ class AppThread:
         if _hung_import is not None and _hung_import.is_alive():
             raise AppDidNotStart(
                 "an earlier import of the app never finished, and holds Python's import lock; "
-                "grade it with --app-mode subprocess"
+                "grade it with --faultfirst-app-mode subprocess"
             )
         loader = threading.Thread(target=load, name="app-import", daemon=True)
         loader.start()

@@ -59,7 +59,7 @@ class Option(typing.NamedTuple):
     """One limit as a command-line option, for both `faultfirst grade` and the pytest plugin."""
 
     field: str  # of `Limits`
-    flag: str  # the option is ``--FLAG`` (``--app-FLAG`` in pytest)
+    flag: str  # the option is ``--FLAG`` (``--faultfirst-FLAG`` in pytest)
     metavar: str
     help: str
 

@@ -17,6 +17,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from harness import plugin
 from harness.app_client import AppClient, Reply, excerpt
 from harness.checks import examples
 from harness.checks.deadlines import Span, expect_by_deadline
@@ -194,7 +195,7 @@ def test_any_few_passing_failures_still_give_the_answer(
     app_settings: AppSettings,
     pytestconfig: pytest.Config,
 ) -> None:
-    seed = pytestconfig.getoption("fault_seed")
+    seed = plugin.settings(pytestconfig).seed
     most = app_settings.max_attempts - 1
     numbers = itertools.count()
 
@@ -208,7 +209,7 @@ def test_any_few_passing_failures_still_give_the_answer(
             response = http.post("/api/answer", json={"question": text})
         reply = Reply(response.status_code, response.headers, response.text, 0.0)
         calls = [call for call in fake_llm.calls if text in call.prompt]
-        where = f"with the faults {schedule} before the answer (replay with --fault-seed {seed})"
+        where = f"with the faults {schedule} before the answer (replay with --seed {seed})"
         assert reply.status == 200, f"{where}, the user got {reply.status}: {reply.text[:120]!r}"
         assert len(calls) == len(schedule) + 1, f"{where}, the app made {len(calls)} calls"
         assert reply.answer() == calls[-1].text, f"{where}, the answer was not the model's"

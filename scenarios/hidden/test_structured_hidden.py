@@ -12,6 +12,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
+from harness import plugin
 from harness.app_client import AppClient, Reply, excerpt
 from harness.checks import cards, examples
 from harness.checks.errors import ERROR_SHAPE, is_error
@@ -86,7 +87,7 @@ def _trailing_comma(text: str, closing: int) -> str:
 def test_near_misses_of_any_kind_are_read(
     client: AppClient, fake_llm: FakeLLM, pytestconfig: pytest.Config
 ) -> None:
-    seed = pytestconfig.getoption("fault_seed")
+    seed = plugin.settings(pytestconfig).seed
     http = client.sync_http()  # one for every example
 
     # No shrinking: it would try hundreds of answers on a failing app; the first failing one is
@@ -109,7 +110,7 @@ def test_near_misses_of_any_kind_are_read(
             response.status_code, response.headers, response.text, 0.0, "POST /api/extract"
         )
         calls = len(fake_llm.calls)
-        where = f"the model answered {answer!r} (replay with --fault-seed {seed})"
+        where = f"the model answered {answer!r} (replay with --seed {seed})"
         assert reply.status == 200, (
             f"{where}; the app answered {reply.status}: {excerpt(reply.text)}"
         )

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from harness import plugin
 from harness.fake_llm import DEFAULT_MODELS, FakeLLM, Fault, FaultError
 from harness.fake_llm import faults as f
 from harness.fake_llm.ledger import Call, peak_concurrency
@@ -262,7 +263,7 @@ async def test_the_fixture_gives_every_test_a_clean_fake(
     # Whichever of the two runs second on this worker would see the first's leftovers.
     assert fake_llm.calls == [] and len(fake_llm.ledger) == 0
     assert fake_llm.plan.remaining() == 0 and fake_llm.plan.profile == "instant"
-    assert fake_llm.plan.seed == pytestconfig.getoption("fault_seed")
+    assert fake_llm.plan.seed == plugin.settings(pytestconfig).seed
     async with client(fake_llm) as http:
         assert (await http.post("/chat/completions", json=chat())).status_code == 200
     # Leave a mess behind.
