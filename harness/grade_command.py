@@ -1,7 +1,8 @@
 """``faultfirst grade``: grade one submission or a batch, and say so for people.
 
 Exit status: 0 whatever the scores; 1 when a submission scored under ``--min-score``; 3 when a
-submission could not be graded at all (an unreadable archive, say: the others are still graded);
+submission could not be graded at all (an unreadable archive, an app that never started: the others
+are still graded);
 2 when the grader itself cannot run (a wrong option, scenarios missing, or `--isolation required`
 where apps cannot be boxed).
 """
@@ -41,8 +42,8 @@ def add_command(commands: typing.Any) -> None:
         "board (one submission) or a comparison table (several). Only a submission's "
         "exercise_app/ is used: its own scenarios, conftest.py and pytest settings are ignored.",
         epilog="Exit status: 0 whatever the scores; 1 if a submission scored under --min-score; "
-        "3 if a submission could not be graded (the others still are); 2 if the grader cannot "
-        "run, or --isolation required cannot be met.",
+        "3 if a submission could not be graded, or its app never started (the others still "
+        "are); 2 if the grader cannot run, or --isolation required cannot be met.",
     )
     command.add_argument(
         "submissions",
@@ -112,8 +113,9 @@ def add_command(commands: typing.Any) -> None:
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
-        "into a throwaway virtualenv, and run its app there (wheels only: building a package "
-        "from source would run its code on the grader)",
+        "and this environment lacks into a throwaway virtualenv, and run its app there (wheels "
+        "only: building a package from source would run its code on the grader); without it, "
+        "what is lacking is named in one line and the app runs here",
     )
     command.add_argument(
         "--isolation",
@@ -213,8 +215,9 @@ def _grade_one(
         reports=_reports(args, name, batch=False),
         name=name,
         echo=lambda line: print(line, end="", flush=True),
+        warn=_warning,
     )
-    if outcome.report is None:
+    if not outcome.graded:
         print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
     _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
@@ -236,6 +239,7 @@ def _grade_batch(
                 reports=_reports(args, name, batch=True),
                 name=name,
                 cancel=cancel,
+                warn=_warning,
             )
             for source, name in zip(sources, names)
         ]
@@ -255,6 +259,10 @@ def _grade_batch(
     return outcomes
 
 
+def _warning(line: str) -> None:
+    print(f"faultfirst grade: warning: {line}", file=sys.stderr, flush=True)
+
+
 def _warn_of_changed_grader(outcome: grader.Outcome) -> None:
     """Say when a checkout changed the grader it was sent: its own CI score means nothing."""
     changed = outcome.changed_grader
@@ -270,7 +278,7 @@ def _warn_of_changed_grader(outcome: grader.Outcome) -> None:
 
 
 def _progress(outcome: grader.Outcome) -> str:
-    if outcome.report is None:
+    if not outcome.graded:
         return f"  {outcome.name}: not graded ({outcome.reason})"
     score = outcome.report["score"]
     return (
@@ -311,7 +319,7 @@ def _unique_names(sources: list[str]) -> list[str]:
 
 
 def _exit_status(outcomes: list[grader.Outcome], min_score: float | None) -> int:
-    if any(outcome.report is None for outcome in outcomes):
+    if not all(outcome.graded for outcome in outcomes):  # no grade, or an app that never started
         return EXIT_NOT_GRADED
     if min_score is not None and any(outcome.percentage < min_score for outcome in outcomes):
         worst = min(outcomes, key=lambda outcome: outcome.percentage)

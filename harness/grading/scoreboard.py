@@ -18,8 +18,15 @@ def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
         bonus = f"  (+{score.bonus_earned}/{score.bonus_possible} bonus)" if score.bonus_possible else ""
         lines.append(f"{score.title:<22} {score.earned:>4} / {score.possible:<3}{bonus}")
     lines.append(f"{'total':<22} {grade.earned:>4} / {grade.possible:<3}  {grade.percentage:.0f}%")
+    failures = grade.failures()
     if grade.status == "ungradable":
-        lines.append("The app could not be graded: it never started (see below).")
+        # Each scenario would say the same thing (an import that fails, fails every time): once.
+        never = [result for result in failures if result.status is Status.APP_DID_NOT_START]
+        reasons = list(dict.fromkeys(result.reason or "(no reason given)" for result in never))
+        lines.append(f"The app could not be graded: it never started, in {_scenarios(len(never))}.")
+        for reason in reasons:
+            lines += _wrapped("why: ", reason)
+        failures = [result for result in failures if result not in never]
     if grade.status == "incomplete":
         lines.append("The run was stopped before every scenario ran: those score nothing.")
     lines.append(
@@ -27,10 +34,14 @@ def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
         f"read by nobody: {grade.tokens_unread}"
     )
     lines.append(grade.isolation.summary())
-    for result in grade.failures():
+    for result in failures:
         lines.append("")
         lines += describe(result, evidence=evidence)
     return lines
+
+
+def _scenarios(count: int) -> str:
+    return "its one scenario" if count == 1 else f"any of its {count} scenarios"
 
 
 def describe(result: ScenarioResult, *, evidence: bool = True) -> list[str]:
