@@ -20,9 +20,12 @@ import tomllib
 import typing
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 import harness
 
-from . import checkout
+from . import checkout, grader
 from .grading.tasks import CORE_TASKS, parse_tasks
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
@@ -42,7 +45,15 @@ JUNK = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothes
 JUNK_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 COMMIT_MESSAGE = checkout.COMMIT_MESSAGE
-CANDIDATE_ADDOPTS = "-p no:cacheprovider"
+# The candidate's project: theirs by name, declaring what their app needs (the starter's needs,
+# with our versions: what exercise_app/ imports, and uvicorn, which serves it), and carrying the
+# grader, whose own needs are an extra.
+CANDIDATE_PROJECT = "research-assistant"
+CANDIDATE_DESCRIPTION = (
+    "A research assistant that answers questions with a language model: a faultfirst exercise."
+)
+APP_NEEDS = ("httpx", "starlette", "uvicorn")
+GRADER_EXTRA = "grader"
 # The workflow's line naming the tasks it grades, which the export rewrites to the chosen ones.
 WORKFLOW_TASKS = "TASKS: {}  # the tasks in your brief"
 OUR_EXTRAS = {"test"}  # extras for our own test suite, useless to a candidate
@@ -93,26 +104,47 @@ def export_candidate(
 def candidate_pyproject(
     ours: dict[str, typing.Any], tasks: typing.Sequence[str] = CORE_TASKS
 ) -> str:
-    """Our ``pyproject.toml`` (parsed) as the candidate's: the same package, entry points and
-    dependencies, without our test extra, and pytest pointed at the scenarios of `tasks`."""
+    """Our ``pyproject.toml`` (parsed) as the candidate's: a project of their own name whose
+    dependencies are what their app needs (`APP_NEEDS`, as we pin them), with the grader, its
+    entry points, and its own dependencies as the ``grader`` extra; without our test extra, and
+    pytest pointed at the scenarios of `tasks`."""
     project = dict(ours["project"])
+    project["name"] = CANDIDATE_PROJECT
+    project["description"] = CANDIDATE_DESCRIPTION
     project["readme"] = "README.md"
+    grader_needs = list(project.get("dependencies", []))
+    project["dependencies"] = _app_needs(grader_needs)
     extras = project.pop("optional-dependencies", {})
     extras = {name: needs for name, needs in extras.items() if name not in OUR_EXTRAS}
-    if extras:
-        project["optional-dependencies"] = extras
+    project["optional-dependencies"] = {**extras, GRADER_EXTRA: grader_needs}
     tables: dict[str, typing.Any] = {"build-system": ours["build-system"], "project": project}
     tool: dict[str, typing.Any] = {}
     if "setuptools" in ours.get("tool", {}):
         tool["setuptools"] = ours["tool"]["setuptools"]
-    addopts = f"{CANDIDATE_ADDOPTS} --tasks {','.join(tasks)}"
+    addopts = f"--tasks {','.join(tasks)}"
     tool["pytest"] = {"ini_options": {"testpaths": ["scenarios"], "addopts": addopts}}
     tables["tool"] = tool
     header = (
-        "# The exercise's project. Declare here any library your app needs (under dependencies):\n"
-        "# the grader installs them.\n\n"
+        "# Your project. Declare under dependencies any library your app needs: graders install\n"
+        "# them (faultfirst grade --install-deps). The grader that came with it installs with its\n"
+        f"# own dependencies, the {GRADER_EXTRA!r} extra: pip install -e '.[{GRADER_EXTRA}]'\n\n"
     )
     return header + _toml(tables)
+
+
+def _app_needs(dependencies: list[str]) -> list[str]:
+    """Those of `dependencies` (ours) that the starter app needs, `APP_NEEDS`."""
+    needs = [text for text in dependencies if _name(text) in APP_NEEDS]
+    if sorted(map(_name, needs)) != sorted(APP_NEEDS):
+        raise ExportError(
+            f"our pyproject.toml does not declare each of {', '.join(APP_NEEDS)} once, which the "
+            "starter app needs"
+        )
+    return needs
+
+
+def _name(requirement: str) -> str:
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def candidate_workflow(ours: str, tasks: typing.Sequence[str] = CORE_TASKS) -> str:
@@ -124,7 +156,10 @@ def candidate_workflow(ours: str, tasks: typing.Sequence[str] = CORE_TASKS) -> s
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``faultfirst export-candidate DIR`` to the ``faultfirst`` command's subcommands."""
+    """Add ``faultfirst export-candidate DIR`` to the ``faultfirst`` command's subcommands; not
+    in a bundle, which has nothing to export (`grader.is_candidate_bundle`)."""
+    if grader.is_candidate_bundle():
+        return
     command = commands.add_parser(
         "export-candidate",
         help="write the repository to send a candidate (no hidden scenarios)",

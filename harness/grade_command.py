@@ -30,17 +30,38 @@ EXIT_NOT_GRADED = 3
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
+# What `grade --help` says, for the interviewer (our installation) and for the candidate (the
+# bundle, which has no hidden scenarios: `grader.is_candidate_bundle`).
+HELP = {
+    False: "grade submissions: folders, git checkouts, .zip or .tar.gz archives",
+    True: "grade your app as your CI workflow does (or another copy: a folder or an archive)",
+}
+DESCRIPTION = {
+    False: "Grade each SUBMISSION against the public and hidden scenarios of this installation, "
+    "its app in a child process with resource limits (and in a box of its own where the machine "
+    "allows: see --isolation), and print the score board (one submission) or a comparison table "
+    "(several).",
+    True: "Grade your app (or each SUBMISSION) against the public scenarios in this folder, as "
+    "your CI workflow does: its app in a child process with resource limits (and in a box of its "
+    "own where the machine allows: see --isolation), and print the score board. Your "
+    "interviewer grades with their own copy of the grader, which also runs scenarios you do not "
+    "have.",
+}
+DEFAULT_SUBMISSION = {
+    False: "the starter bundled with faultfirst",
+    True: "your app, the exercise_app/",
+}
+
+
 def add_command(commands: typing.Any) -> None:
     """Add ``grade`` to the ``faultfirst`` command's subcommands."""
     options, limits = grader.Options(), Limits()
+    bundle = grader.is_candidate_bundle()
     command = commands.add_parser(
         "grade",
-        help="grade submissions: folders, git checkouts, .zip or .tar.gz archives",
-        description="Grade each SUBMISSION against the public and hidden scenarios of this "
-        "installation, its app in a child process with resource limits (and in a box of its "
-        "own where the machine allows: see --isolation), and print the score "
-        "board (one submission) or a comparison table (several). Only a submission's "
-        "exercise_app/ is used: its own scenarios, conftest.py and pytest settings are ignored.",
+        help=HELP[bundle],
+        description=DESCRIPTION[bundle] + " Only a submission's exercise_app/ is used: its own "
+        "scenarios, conftest.py and pytest settings are ignored.",
         epilog="Exit status: 0 whatever the scores; 1 if a submission scored under --min-score; "
         "3 if a submission could not be graded, or its app never started (the others still "
         "are); 2 if the grader cannot run, or --isolation required cannot be met.",
@@ -51,10 +72,13 @@ def add_command(commands: typing.Any) -> None:
         metavar="SUBMISSION",
         help="a folder holding exercise_app/ (a git checkout is one), or a .zip or .tar.gz (.tgz, "
         ".tar, .tar.bz2, .tar.xz) "
-        f"of one (default: the starter bundled with faultfirst, in {grader.ROOT})",
+        f"of one (default: {DEFAULT_SUBMISSION[bundle]}, in {grader.ROOT})",
     )
     command.add_argument(
-        "--public-only", action="store_true", help="leave out scenarios/hidden/, as candidates run"
+        "--public-only",
+        action="store_true",
+        # Nothing to leave out in the bundle: accepted there, not offered.
+        help=argparse.SUPPRESS if bundle else "leave out scenarios/hidden/, as candidates run",
     )
     command.add_argument(
         "--tasks",
@@ -207,7 +231,8 @@ def _options(args: argparse.Namespace) -> grader.Options:
 def _grade_one(
     source: str, name: str, options: grader.Options, args: argparse.Namespace
 ) -> grader.Outcome:
-    scope = "public scenarios" if options.public_only else "public and hidden scenarios"
+    hidden = not (options.public_only or grader.is_candidate_bundle())
+    scope = "public and hidden scenarios" if hidden else "public scenarios"
     print(f"faultfirst grade: {source} ({scope})", flush=True)
     outcome = grader.grade(
         source,

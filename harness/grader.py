@@ -104,6 +104,12 @@ class Outcome:
         return float(self.report["score"]["percentage"]) if self.report else 0.0
 
 
+def is_candidate_bundle() -> bool:
+    """Whether this installation is a candidate's bundle (`harness.export`), which is ours
+    without ``scenarios/hidden/``: what it says of itself then speaks to the candidate."""
+    return (SCENARIOS / "conftest.py").is_file() and not HIDDEN.is_dir()
+
+
 def check_installation() -> None:
     """Raise `GraderError` unless the scenarios are where `grade` looks for them."""
     if not (SCENARIOS / "conftest.py").is_file():

@@ -225,7 +225,16 @@ def pytest_collection_modifyitems(
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[SESSION].will_run(session.items)
+    grading = session.config.stash[SESSION]
+    grading.will_run(session.items)
+    grading.narrowed = _last_failed_only(session.config)
+
+
+def _last_failed_only(config: pytest.Config) -> bool:
+    """Whether pytest's ``--lf`` runs the scenarios that failed last time only: it skips whole
+    files that had none, which this plugin then never sees."""
+    cache = config.pluginmanager.get_plugin("lfplugin")
+    return bool(config.getoption("lf", False) and getattr(cache, "lastfailed", None))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -10,14 +10,17 @@ from .results import Grade, ScenarioResult, Status
 WIDTH = 88
 
 
-def scoreboard(grade: Grade, *, evidence: bool = True) -> list[str]:
-    """The board as lines: a row per task, the total, then every scenario that did not pass with
-    its reason, hint and (with `evidence`) the timeline of what the app did."""
+def scoreboard(grade: Grade, *, evidence: bool = True, note: str | None = None) -> list[str]:
+    """The board as lines: a row per task, the total (and `note` about it, if any), then every
+    scenario that did not pass with its reason, hint and (with `evidence`) the timeline of what
+    the app did."""
     lines = [f"{'task':<22} {'points':>9}"]
     for score in grade.task_scores():
         bonus = f"  (+{score.bonus_earned}/{score.bonus_possible} bonus)" if score.bonus_possible else ""
         lines.append(f"{score.title:<22} {score.earned:>4} / {score.possible:<3}{bonus}")
     lines.append(f"{'total':<22} {grade.earned:>4} / {grade.possible:<3}  {grade.percentage:.0f}%")
+    if note:
+        lines += textwrap.wrap(note, WIDTH)
     failures = grade.failures()
     if grade.status == "ungradable":
         # Each scenario would say the same thing (an import that fails, fails every time): once.
