@@ -200,9 +200,10 @@ def _run(args: argparse.Namespace) -> int:
     others = [path.as_posix() for path in written if path.parts[0] not in PACKAGES]
     print(f"  and {', '.join(others)}")
     print(f"Its pytest and CI grade these tasks: {', '.join(tasks)}.")
-    print("Next: try it as the candidate will (pip install -e . in a fresh virtualenv, then")
-    print("pytest scenarios), send it (an archive, or push it to a new private repository), and")
-    print("grade what comes back from this installation: faultfirst grade SUBMISSION.")
+    print(f"Next: try it as the candidate will (pip install -e '.[{GRADER_EXTRA}]' in a fresh")
+    print("virtualenv, then pytest scenarios), send it (an archive, or push it to a new private")
+    print("repository), and grade what comes back from this installation: faultfirst grade")
+    print("SUBMISSION.")
     return 0
 
 
