@@ -2,7 +2,9 @@
 
 What goes in is an allow-list, not our tree minus a deny-list: anything we add to the project later
 (notes, benchmarks, solutions) stays out of the bundle unless someone decides it belongs there.
-The candidate's ``pyproject.toml`` is generated from ours, so the two cannot drift apart.
+The candidate's ``pyproject.toml`` is generated from ours, so the two cannot drift apart: a project
+of their own, declaring what their app needs, and carrying the grader with its needs as an extra.
+A bundle is known by what it lacks, ``scenarios/hidden/`` (`grader.is_candidate_bundle`).
 
 An interviewer picks the candidate's tasks (``--tasks``): the bundle's ``pytest`` and its CI
 workflow grade those, so the candidate's score board shows the tasks of their brief and no others.
