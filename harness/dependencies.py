@@ -1,4 +1,9 @@
-"""Install what a submission declares it needs, into a throwaway virtualenv, for its app to run on.
+"""What a submission declares it needs: whether the grader's environment has it, and, with
+``--install-deps``, a throwaway virtualenv that does, for its app to run on.
+
+A submission's list is compared with the environment before it is graded, so that what is missing
+is said once, all of it, with what to run, rather than found one module at a time by an app that
+fails to import in every scenario.
 
 The virtualenv sees the grader's own packages (a ``.pth`` file adds the grader's site folders,
 editable installs included), so pip installs only what is missing: a submission that declares
@@ -11,6 +16,8 @@ runs only in the app, boxed.
 
 from __future__ import annotations
 
+import importlib.metadata
+import shlex
 import site
 import subprocess
 import sys
@@ -19,12 +26,89 @@ import urllib.parse
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
 
 INSTALL_TIMEOUT = 600.0  # seconds: a slow mirror, a package built from source
 
 
 class InstallError(RuntimeError):
     """The submission's dependencies could not be installed; one line for people."""
+
+
+def missing(requirements: list[str]) -> list[str]:
+    """Those of `requirements` (as a submission declares them) that the grader's own environment
+    does not meet: not installed, or installed at a version they exclude. One whose markers
+    leave this Python out is met; one that is not a requirement pip understands is not."""
+    installed = _installed()
+    unmet = []
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            unmet.append(text)
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        version = installed.get(canonicalize_name(requirement.name))
+        if version is None or not _allows(requirement, version):
+            unmet.append(text)
+    return unmet
+
+
+def declares(requirements: list[str], module: str) -> bool:
+    """Whether one of `requirements` is a package named as `module` is (``tenacity`` for
+    ``tenacity``): most are, though not all (``pyyaml`` is imported as ``yaml``)."""
+    names = set()
+    for text in requirements:
+        try:
+            names.add(canonicalize_name(Requirement(text).name))
+        except InvalidRequirement:
+            continue
+    return canonicalize_name(module) in names
+
+
+def advice(name: str, unmet: list[str]) -> str:
+    """The one line that says what submission `name` declares and this environment lacks, and
+    what to run about it."""
+    command = shlex.join([sys.executable, "-m", "pip", "install", *unmet])
+    installed = _installed()
+    shown = ", ".join(_with_version(text, installed) for text in unmet)
+    return (
+        f"{name} declares {_count(unmet)} this environment lacks: {shown}; grade it "
+        f"with --install-deps, or install {'it' if len(unmet) == 1 else 'them'} into the grader's "
+        f"environment ({command})"
+    )
+
+
+def _installed() -> dict[str, str]:
+    """The distributions this Python sees, by canonical name, with their versions."""
+    found: dict[str, str] = {}
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        if name:
+            found.setdefault(canonicalize_name(name), distribution.version)
+    return found
+
+
+def _with_version(text: str, installed: dict[str, str]) -> str:
+    """`text`, and the version installed here, if one is: a version it excludes."""
+    try:
+        version = installed.get(canonicalize_name(Requirement(text).name))
+    except InvalidRequirement:
+        version = None
+    return text if version is None else f"{text} ({version} here)"
+
+
+def _allows(requirement: Requirement, version: str) -> bool:
+    try:
+        return requirement.specifier.contains(version, prereleases=True)
+    except InvalidVersion:
+        return True  # a version pip could not compare either: take it as it is
+
+
+def _count(unmet: list[str]) -> str:
+    return "a package" if len(unmet) == 1 else f"{len(unmet)} packages"
 
 
 def install(requirements: list[str], folder: Path, *, timeout: float = INSTALL_TIMEOUT) -> str:

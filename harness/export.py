@@ -2,7 +2,9 @@
 
 What goes in is an allow-list, not our tree minus a deny-list: anything we add to the project later
 (notes, benchmarks, solutions) stays out of the bundle unless someone decides it belongs there.
-The candidate's ``pyproject.toml`` is generated from ours, so the two cannot drift apart.
+The candidate's ``pyproject.toml`` is generated from ours, so the two cannot drift apart: a project
+of their own, declaring what their app needs, and carrying the grader with its needs as an extra.
+A bundle is known by what it lacks, ``scenarios/hidden/`` (`grader.is_candidate_bundle`).
 
 An interviewer picks the candidate's tasks (``--tasks``): the bundle's ``pytest`` (its
 ``faultfirst_tasks`` setting) and its CI workflow grade those, so the candidate's score board shows
@@ -21,9 +23,12 @@ import tomllib
 import typing
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 import harness
 
-from . import checkout, vocabulary
+from . import checkout, grader, vocabulary
 from .grading.tasks import CORE_TASKS, parse_tasks
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
@@ -43,7 +48,15 @@ JUNK = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothes
 JUNK_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 COMMIT_MESSAGE = checkout.COMMIT_MESSAGE
-CANDIDATE_ADDOPTS = "-p no:cacheprovider"
+# The candidate's project: theirs by name, declaring what their app needs (the starter's needs,
+# with our versions: what exercise_app/ imports, and uvicorn, which serves it), and carrying the
+# grader, whose own needs are an extra.
+CANDIDATE_PROJECT = "research-assistant"
+CANDIDATE_DESCRIPTION = (
+    "A research assistant that answers questions with a language model: a faultfirst exercise."
+)
+APP_NEEDS = ("httpx", "starlette", "uvicorn")
+GRADER_EXTRA = "grader"
 # The workflow's line naming the tasks it grades, which the export rewrites to the chosen ones.
 WORKFLOW_TASKS = "TASKS: {}  # the tasks in your brief"
 OUR_EXTRAS = {"test"}  # extras for our own test suite, useless to a candidate
@@ -94,14 +107,19 @@ def export_candidate(
 def candidate_pyproject(
     ours: dict[str, typing.Any], tasks: typing.Sequence[str] = CORE_TASKS
 ) -> str:
-    """Our ``pyproject.toml`` (parsed) as the candidate's: the same package, entry points and
-    dependencies, without our test extra, and pytest pointed at the scenarios of `tasks`."""
+    """Our ``pyproject.toml`` (parsed) as the candidate's: a project of their own name whose
+    dependencies are what their app needs (`APP_NEEDS`, as we pin them), with the grader, its
+    entry points, and its own dependencies as the ``grader`` extra; without our test extra, and
+    pytest pointed at the scenarios of `tasks`."""
     project = dict(ours["project"])
+    project["name"] = CANDIDATE_PROJECT
+    project["description"] = CANDIDATE_DESCRIPTION
     project["readme"] = "README.md"
+    grader_needs = list(project.get("dependencies", []))
+    project["dependencies"] = _app_needs(grader_needs)
     extras = project.pop("optional-dependencies", {})
     extras = {name: needs for name, needs in extras.items() if name not in OUR_EXTRAS}
-    if extras:
-        project["optional-dependencies"] = extras
+    project["optional-dependencies"] = {**extras, GRADER_EXTRA: grader_needs}
     tables: dict[str, typing.Any] = {"build-system": ours["build-system"], "project": project}
     tool: dict[str, typing.Any] = {}
     if "setuptools" in ours.get("tool", {}):
@@ -109,16 +127,31 @@ def candidate_pyproject(
     tool["pytest"] = {
         "ini_options": {
             "testpaths": ["scenarios"],
-            "addopts": CANDIDATE_ADDOPTS,
             vocabulary.ini_key("tasks"): ",".join(tasks),
         }
     }
     tables["tool"] = tool
     header = (
-        "# The exercise's project. Declare here any library your app needs (under dependencies):\n"
-        "# the grader installs them.\n\n"
+        "# Your project. Declare under dependencies any library your app needs: graders install\n"
+        "# them (faultfirst grade --install-deps). The grader that came with it installs with its\n"
+        f"# own dependencies, the {GRADER_EXTRA!r} extra: pip install -e '.[{GRADER_EXTRA}]'\n\n"
     )
     return header + _toml(tables)
+
+
+def _app_needs(dependencies: list[str]) -> list[str]:
+    """Those of `dependencies` (ours) that the starter app needs, `APP_NEEDS`."""
+    needs = [text for text in dependencies if _name(text) in APP_NEEDS]
+    if sorted(map(_name, needs)) != sorted(APP_NEEDS):
+        raise ExportError(
+            f"our pyproject.toml does not declare each of {', '.join(APP_NEEDS)} once, which the "
+            "starter app needs"
+        )
+    return needs
+
+
+def _name(requirement: str) -> str:
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def candidate_workflow(ours: str, tasks: typing.Sequence[str] = CORE_TASKS) -> str:
@@ -130,7 +163,10 @@ def candidate_workflow(ours: str, tasks: typing.Sequence[str] = CORE_TASKS) -> s
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``faultfirst export-candidate DIR`` to the ``faultfirst`` command's subcommands."""
+    """Add ``faultfirst export-candidate DIR`` to the ``faultfirst`` command's subcommands; not
+    in a bundle, which has nothing to export (`grader.is_candidate_bundle`)."""
+    if grader.is_candidate_bundle():
+        return
     command = commands.add_parser(
         "export-candidate",
         help="write the repository to send a candidate (no hidden scenarios)",
@@ -171,9 +207,10 @@ def _run(args: argparse.Namespace) -> int:
     others = [path.as_posix() for path in written if path.parts[0] not in PACKAGES]
     print(f"  and {', '.join(others)}")
     print(f"Its pytest and CI grade these tasks: {', '.join(tasks)}.")
-    print("Next: try it as the candidate will (pip install -e . in a fresh virtualenv, then")
-    print("pytest scenarios), send it (an archive, or push it to a new private repository), and")
-    print("grade what comes back from this installation: faultfirst grade SUBMISSION.")
+    print(f"Next: try it as the candidate will (pip install -e '.[{GRADER_EXTRA}]' in a fresh")
+    print("virtualenv, then pytest scenarios), send it (an archive, or push it to a new private")
+    print("repository), and grade what comes back from this installation: faultfirst grade")
+    print("SUBMISSION.")
     return 0
 
 

@@ -1,7 +1,8 @@
 """``faultfirst grade``: grade one submission or a batch, and say so for people.
 
 Exit status: 0 whatever the scores; 1 when a submission scored under ``--min-score``; 3 when a
-submission could not be graded at all (an unreadable archive, say: the others are still graded);
+submission could not be graded at all (an unreadable archive, an app that never started: the others
+are still graded);
 2 when the grader itself cannot run (a wrong option, scenarios missing, or `--isolation required`
 where apps cannot be boxed).
 """
@@ -30,20 +31,41 @@ EXIT_NOT_GRADED = 3
 EXIT_INTERRUPTED = 130  # as a shell reports a command stopped by Ctrl-C
 
 
+# What `grade --help` says, for the interviewer (our installation) and for the candidate (the
+# bundle, which has no hidden scenarios: `grader.is_candidate_bundle`).
+HELP = {
+    False: "grade submissions: folders, git checkouts, .zip or .tar.gz archives",
+    True: "grade your app as your CI workflow does (or another copy: a folder or an archive)",
+}
+DESCRIPTION = {
+    False: "Grade each SUBMISSION against the public and hidden scenarios of this installation, "
+    "its app in a child process with resource limits (and in a box of its own where the machine "
+    "allows: see --isolation), and print the score board (one submission) or a comparison table "
+    "(several).",
+    True: "Grade your app (or each SUBMISSION) against the public scenarios in this folder, as "
+    "your CI workflow does: its app in a child process with resource limits (and in a box of its "
+    "own where the machine allows: see --isolation), and print the score board. Your "
+    "interviewer grades with their own copy of the grader, which also runs scenarios you do not "
+    "have.",
+}
+DEFAULT_SUBMISSION = {
+    False: "the starter bundled with faultfirst",
+    True: "your app, the exercise_app/",
+}
+
+
 def add_command(commands: typing.Any) -> None:
     """Add ``grade`` to the ``faultfirst`` command's subcommands."""
     limits = Limits()
+    bundle = grader.is_candidate_bundle()
     command = commands.add_parser(
         "grade",
-        help="grade submissions: folders, git checkouts, .zip or .tar.gz archives",
-        description="Grade each SUBMISSION against the public and hidden scenarios of this "
-        "installation, its app in a child process with resource limits (and in a box of its "
-        "own where the machine allows: see --isolation), and print the score "
-        "board (one submission) or a comparison table (several). Only a submission's "
-        "exercise_app/ is used: its own scenarios, conftest.py and pytest settings are ignored.",
+        help=HELP[bundle],
+        description=DESCRIPTION[bundle] + " Only a submission's exercise_app/ is used: its own "
+        "scenarios, conftest.py and pytest settings are ignored.",
         epilog="Exit status: 0 whatever the scores; 1 if a submission scored under --min-score; "
-        "3 if a submission could not be graded (the others still are); 2 if the grader cannot "
-        "run, or --isolation required cannot be met.",
+        "3 if a submission could not be graded, or its app never started (the others still "
+        "are); 2 if the grader cannot run, or --isolation required cannot be met.",
     )
     command.add_argument(
         "submissions",
@@ -51,12 +73,15 @@ def add_command(commands: typing.Any) -> None:
         metavar="SUBMISSION",
         help="a folder holding exercise_app/ (a git checkout is one), or a .zip or .tar.gz (.tgz, "
         ".tar, .tar.bz2, .tar.xz) "
-        f"of one (default: the starter bundled with faultfirst, in {grader.ROOT})",
+        f"of one (default: {DEFAULT_SUBMISSION[bundle]}, in {grader.ROOT})",
     )
     command.add_argument(
         "--public-only",
         action="store_true",
-        help="leave out scenarios/hidden/, as candidates run (default: off)",
+        # Nothing to leave out in the bundle: accepted there, not offered.
+        help=argparse.SUPPRESS
+        if bundle
+        else "leave out scenarios/hidden/, as candidates run (default: off)",
     )
     command.add_argument(
         "--tasks",
@@ -135,8 +160,9 @@ def add_command(commands: typing.Any) -> None:
         "--install-deps",
         action="store_true",
         help="install the dependencies a submission declares (pyproject.toml, requirements.txt) "
-        "into a throwaway virtualenv, and run its app there (wheels only: building a package "
-        "from source would run its code on the grader) (default: off)",
+        "and this environment lacks into a throwaway virtualenv, and run its app there (wheels "
+        "only: building a package from source would run its code on the grader); without it, "
+        "what is lacking is named in one line and the app runs here (default: off)",
     )
     command.add_argument(
         "--isolation",
@@ -234,7 +260,8 @@ def _options(args: argparse.Namespace) -> grader.Options:
 def _grade_one(
     source: str, name: str, options: grader.Options, args: argparse.Namespace, paint: colour.Paint
 ) -> grader.Outcome:
-    scope = "public scenarios" if options.public_only else "public and hidden scenarios"
+    hidden = not (options.public_only or grader.is_candidate_bundle())
+    scope = "public and hidden scenarios" if hidden else "public scenarios"
     print(f"faultfirst grade: {source} ({scope})", flush=True)
     outcome = grader.grade(
         source,
@@ -242,8 +269,9 @@ def _grade_one(
         reports=_reports(args, name, batch=False),
         name=name,
         echo=lambda line: print(line, end="", flush=True),
+        warn=_warning,
     )
-    if outcome.report is None:
+    if not outcome.graded:
         print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
     else:
         # Drawn here, where the terminal is, from the grade the run sent (the run leaves its
@@ -271,7 +299,9 @@ def _grade_batch(
         if not cancel.is_set():
             progress.started(name)
         reports = _reports(args, name, batch=True)
-        return grader.grade(source, options, reports=reports, name=name, cancel=cancel)
+        return grader.grade(
+            source, options, reports=reports, name=name, cancel=cancel, warn=_warning
+        )
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(grade, source, name) for source, name in zip(sources, names)]
@@ -289,6 +319,10 @@ def _grade_batch(
     for line in comparison.table(outcomes, paint=paint):
         print(line)
     return outcomes
+
+
+def _warning(line: str) -> None:
+    print(f"faultfirst grade: warning: {line}", file=sys.stderr, flush=True)
 
 
 def _warn_of_changed_grader(outcome: grader.Outcome) -> None:
@@ -332,7 +366,7 @@ class Progress:
         self._print(f"  {count} {self._result(outcome)}{estimate}")
 
     def _result(self, outcome: grader.Outcome) -> str:
-        if outcome.report is None:
+        if not outcome.graded:
             return self.paint.status(f"{outcome.name}: not graded ({outcome.reason})", "not graded")
         score = outcome.report["score"]
         points = f"{score['earned']}/{score['possible']} ({score['percentage']:.0f}%)"
@@ -390,7 +424,7 @@ def _unique_names(sources: list[str]) -> list[str]:
 
 
 def _exit_status(outcomes: list[grader.Outcome], min_score: float | None) -> int:
-    if any(outcome.report is None for outcome in outcomes):
+    if not all(outcome.graded for outcome in outcomes):  # no grade, or an app that never started
         return EXIT_NOT_GRADED
     if min_score is not None and any(outcome.percentage < min_score for outcome in outcomes):
         worst = min(outcomes, key=lambda outcome: outcome.percentage)

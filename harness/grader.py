@@ -33,7 +33,7 @@ from .hosting import isolation
 from .grading import channel
 from .grading import reports as grade_reports
 from .grading.sanitize import clean, one_line
-from .hosting.launcher import PASSED_THROUGH
+from .hosting.launcher import PASSED_THROUGH, missing_module
 from .hosting.sandbox import Limits
 from .submission import Submission, SubmissionError, prepare
 
@@ -93,10 +93,22 @@ class Outcome:
     output: str = ""  # what the grading run printed
     reports: dict[str, Path] = field(default_factory=dict)  # kind -> the file written
     changed_grader: list[str] = field(default_factory=list)  # see `harness.checkout`
+    unmet: list[str] = field(default_factory=list)  # declared, and lacking where the app runs
+
+    @property
+    def graded(self) -> bool:
+        """Whether it has a grade that says something of the app: one whose app started."""
+        return self.report is not None and self.status != "ungradable"
 
     @property
     def percentage(self) -> float:
         return float(self.report["score"]["percentage"]) if self.report else 0.0
+
+
+def is_candidate_bundle() -> bool:
+    """Whether this installation is a candidate's bundle (`harness.export`), which is ours
+    without ``scenarios/hidden/``: what it says of itself then speaks to the candidate."""
+    return (SCENARIOS / "conftest.py").is_file() and not HIDDEN.is_dir()
 
 
 def check_installation() -> None:
@@ -116,10 +128,12 @@ def grade(
     name: str | None = None,
     echo: typing.Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    warn: typing.Callable[[str], None] | None = None,
 ) -> Outcome:
     """Grade one submission. `reports` maps a kind (json, md, html, junit, gradescope) to the
     file to write; `echo`, if given, gets the grading run's output line by line as it comes;
-    setting `cancel` stops the run at once (no grade)."""
+    setting `cancel` stops the run at once (no grade); `warn`, if given, gets a line before the
+    run when the submission declares packages its app will not find (see `_python_for`)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faultfirst-") as folder:
         work = Path(folder)
@@ -133,10 +147,12 @@ def grade(
         )
         outcome.changed_grader = _changed_grader(submission.source)
         try:
-            python = _python_for(submission, work, options)
+            python = _python_for(submission, work, options, outcome, warn)
             _run(submission, work, options, python, outcome, reports or {}, echo, cancel, started)
         except dependencies.InstallError as error:
             outcome.reason = one_line(str(error))  # it quotes what the submission declares
+        if outcome.report is not None and outcome.status == "ungradable":
+            outcome.reason = _never_started(outcome)
         if outcome.report is None:  # else its grade says it already
             outcome.wall_time = time.monotonic() - started
         return outcome
@@ -149,10 +165,47 @@ def _changed_grader(source: Path) -> list[str]:
     return []
 
 
-def _python_for(submission: Submission, work: Path, options: Options) -> str:
-    if options.install_deps and submission.dependencies:
+def _python_for(
+    submission: Submission,
+    work: Path,
+    options: Options,
+    outcome: Outcome,
+    warn: typing.Callable[[str], None] | None,
+) -> str:
+    """The Python the app runs on: the grader's own, unless the submission declares packages it
+    lacks and `--install-deps` asks for them (a throwaway virtualenv then). Without it, the
+    submission is graded all the same, after one line saying what is lacking: a package it
+    declares but never imports costs it nothing, and one it does import stops its app in the
+    first scenario, with that line again as the reason (`_never_started`)."""
+    outcome.unmet = dependencies.missing(submission.dependencies)
+    if not outcome.unmet:
+        return sys.executable
+    if options.install_deps:
         return dependencies.install(submission.dependencies, work / "venv")
+    if warn is not None:
+        warn(one_line(dependencies.advice(outcome.name, outcome.unmet)))
     return sys.executable
+
+
+def _never_started(outcome: Outcome) -> str:
+    """Why an ungradable submission's app never started, in one line: the reason its scenarios
+    share, or, for a module it could not import that it declares (by the same name), the line
+    that says what to install."""
+    assert outcome.report is not None
+    reasons = list(
+        dict.fromkeys(
+            scenario["reason"]
+            for scenario in outcome.report["scenarios"]
+            if scenario["status"] == "app did not start"
+        )
+    )
+    module = next(filter(None, map(missing_module, reasons)), None)
+    if module is not None and dependencies.declares(outcome.unmet, module):
+        advice = dependencies.advice(outcome.name, outcome.unmet)
+        return one_line(f"its app imports {module!r}, which is not installed, and {advice}")
+    if len(reasons) == 1:
+        return f"its app never started: {one_line(reasons[0], limit=500)}"
+    return "its app never started (its score board says why)"
 
 
 def _run(

@@ -114,7 +114,16 @@ def pytest_collection_modifyitems(
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[SESSION].will_run(session.items)
+    grading = session.config.stash[SESSION]
+    grading.will_run(session.items)
+    grading.narrowed = _last_failed_only(session.config)
+
+
+def _last_failed_only(config: pytest.Config) -> bool:
+    """Whether pytest's ``--lf`` runs the scenarios that failed last time only: it skips whole
+    files that had none, which this plugin then never sees."""
+    cache = config.pluginmanager.get_plugin("lfplugin")
+    return bool(config.getoption("lf", False) and getattr(cache, "lastfailed", None))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -188,7 +197,8 @@ def pytest_terminal_summary(terminalreporter: typing.Any, config: pytest.Config)
         return  # `faultfirst grade` prints the board itself, from the grade it is sent
     terminalreporter.write_sep("=", scoreboard.TITLE)
     # Coloured as pytest colours its own lines: --color, NO_COLOR, FORCE_COLOR, a terminal.
-    for line in scoreboard.scoreboard(grading.grade, paint=Paint(terminalreporter.hasmarkup)):
+    paint, note = Paint(terminalreporter.hasmarkup), grading.partial()
+    for line in scoreboard.scoreboard(grading.grade, paint=paint, note=note):
         terminalreporter.write_line(line)
 
 

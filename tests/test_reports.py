@@ -416,7 +416,20 @@ def test_scoreboard_says_when_the_app_never_started() -> None:
     grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="subprocess")
     grade.add(result("a", Status.APP_DID_NOT_START, reason="exit 1"))
     lines = scoreboard(grade)
-    assert "The app could not be graded: it never started (see below)." in lines
+    assert "The app could not be graded: it never started, in its one scenario." in lines
+    assert "  why: exit 1" in lines
+
+
+def test_scoreboard_says_once_why_an_app_never_started_not_once_a_scenario() -> None:
+    grade = Grade(submission="x", tasks=("retries",), seed=0, app_mode="subprocess")
+    missing = "the app imports 'tenacity', which is not installed: pip install it"
+    for name in ("a", "b", "c"):
+        grade.add(result(name, Status.APP_DID_NOT_START, reason=missing))
+    grade.add(result("d", Status.APP_DID_NOT_START, reason="exit 1"))
+    lines = scoreboard(grade)
+    assert "The app could not be graded: it never started, in any of its 4 scenarios." in lines
+    assert [line for line in lines if "why:" in line] == [f"  why: {missing}", "  why: exit 1"]
+    assert not [line for line in lines if line.startswith("✗")], "no scenario repeats it"
 
 
 # Evidence from the ledger

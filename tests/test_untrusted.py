@@ -258,7 +258,8 @@ def test_no_hostile_submission_changes_its_grade_or_another_s(
         "--json", reports, "--md", reports, env=environment, timeout=300,
     )
     took = time.monotonic() - started
-    assert outcome.returncode == 0, outcome.stdout + outcome.stderr
+    # 3: "escaping" never starts, so it could not be graded; every other one is
+    assert outcome.returncode == 3, outcome.stdout + outcome.stderr
     rows = {row["submission"]: row["grade"] for row in json.loads(table.read_text())["submissions"]}
     for name, grade in rows.items():
         assert grade["isolation"]["level"] == isolation.detect().name != "none"
@@ -291,6 +292,7 @@ def test_an_app_that_cannot_start_says_why_in_one_plain_line(tmp_path: Path) -> 
     reason = reasons.pop()
     assert "total 99 / 99  100%" in reason and "\x1b" not in reason and "\n" not in reason
     assert "\x1b" not in outcome.stdout + outcome.stderr
+    assert outcome.returncode == 3, "its app never started: it could not be graded"
 
 
 def test_without_boxes_a_killed_grading_run_is_not_graded_rather_than_forged(

@@ -16,9 +16,12 @@ WIDTH = 88
 TITLE = "faultfirst score board"
 
 
-def scoreboard(grade: Grade, *, evidence: bool = True, paint: Paint = PLAIN) -> list[str]:
-    """The board as lines: a row per task, the total, then every scenario that did not pass with
-    its reason, hint and (with `evidence`) the timeline of what the app did."""
+def scoreboard(
+    grade: Grade, *, evidence: bool = True, paint: Paint = PLAIN, note: str | None = None
+) -> list[str]:
+    """The board as lines: a row per task, the total (and `note` about it, if any), then every
+    scenario that did not pass with its reason, hint and (with `evidence`) the timeline of what
+    the app did."""
     lines = [f"{'task':<22} {'points':>9}"]
     for score in grade.task_scores():
         bonus = f"  (+{score.bonus_earned}/{score.bonus_possible} bonus)" if score.bonus_possible else ""
@@ -32,8 +35,18 @@ def scoreboard(grade: Grade, *, evidence: bool = True, paint: Paint = PLAIN) -> 
         "bold",
     )
     lines.append(paint.style("total", "bold") + " " * (22 - len("total")) + f" {total}")
+    if note:
+        lines += [paint.style(line, "yellow") for line in textwrap.wrap(note, WIDTH)]
+    failures = grade.failures()
     if grade.status == "ungradable":
-        lines.append(paint.bad("The app could not be graded: it never started (see below)."))
+        # Each scenario would say the same thing (an import that fails, fails every time): once.
+        never = [result for result in failures if result.status is Status.APP_DID_NOT_START]
+        reasons = list(dict.fromkeys(result.reason or "(no reason given)" for result in never))
+        never_started = f"The app could not be graded: it never started, in {_scenarios(len(never))}."
+        lines.append(paint.bad(never_started))
+        for reason in reasons:
+            lines += _wrapped("why: ", reason)
+        failures = [result for result in failures if result not in never]
     if grade.status == "incomplete":
         stopped = "The run was stopped before every scenario ran: those score nothing."
         lines.append(paint.style(stopped, "yellow"))
@@ -42,7 +55,7 @@ def scoreboard(grade: Grade, *, evidence: bool = True, paint: Paint = PLAIN) -> 
         f"read by nobody: {grade.tokens_unread}"
     )
     lines.append(grade.isolation.summary())
-    for result in grade.failures():
+    for result in failures:
         lines.append("")
         lines += describe(result, evidence=evidence, paint=paint)
     return lines
@@ -54,6 +67,10 @@ def heading(width: int) -> str:
     fill = "=" * max((width - len(TITLE) - 2) // 2, 1)
     line = f"{fill} {TITLE} {fill}"
     return line + "=" if len(line) + 1 <= width else line
+
+
+def _scenarios(count: int) -> str:
+    return "its one scenario" if count == 1 else f"any of its {count} scenarios"
 
 
 def describe(result: ScenarioResult, *, evidence: bool = True, paint: Paint = PLAIN) -> list[str]:

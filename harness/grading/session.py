@@ -58,6 +58,8 @@ class GradingSession:
         self.run_expired: float | None = None  # the run's time limit, once it has passed
         self._scenarios: dict[str, marks.Scenario] = {}
         self._to_run: list[pytest.Item] = []
+        self._left_out = 0  # scenarios of the graded tasks that pytest was told not to run
+        self.narrowed = False  # pytest's --lf left whole files of scenarios out (the plugin says)
         self._make_pool = pool or (lambda template: AppPool(submission, app_mode))
         self._pool: AppPool | None = None
         # The template this lane forks its apps from, shared with the run's other lanes
@@ -99,6 +101,7 @@ class GradingSession:
         """Note the scenarios among pytest's final `items`: any that ends without a result (the
         run was stopped) is graded `not run`, so its points count as lost, not as absent."""
         self._to_run = [item for item in items if item.nodeid in self._scenarios]
+        self._left_out = len(self._scenarios) - len(self._to_run)  # -k, -m, --lf deselected them
 
     # -- the run's time limit --------------------------------------------------------------------
 
@@ -215,6 +218,16 @@ class GradingSession:
         item.user_properties += properties  # what --junitxml writes, from the teardown report
         if status not in (Status.PASSED, Status.HARNESS_ERROR):
             report.longrepr = "\n".join(describe(result))
+
+    def partial(self) -> str | None:
+        """A line for a run pytest narrowed: its total is no grade, and must not read as one."""
+        if not (self._left_out or self.narrowed):
+            return None
+        ran = len(self._to_run)
+        return (
+            f"Only {ran} scenario{'s' if ran != 1 else ''} of these tasks ran (pytest's -k, -m or "
+            "--lf chose them): the total counts them alone. Run without those for the whole grade."
+        )
 
 
 def classify(

@@ -54,6 +54,7 @@ PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 # each scenario's request leaves, inside the time a scenario holds against the app.
 SSL_CONTEXT = ssl.create_default_context()
 _MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^'.]+)")
+_EXPLAINED = re.compile(r"the app imports '([^']+)', which is not installed")
 
 
 class AppDidNotStart(RuntimeError):
@@ -370,9 +371,15 @@ def explain(line: str) -> str:
     name = missing.group(1)
     return (
         f"the app imports {name!r}, which is not installed: pip install it, and list it in the "
-        "dependencies of your pyproject.toml so a grader can install it too "
-        "(faultfirst grade --install-deps)"
+        "dependencies of your pyproject.toml (if it is not there yet) so a grader can install "
+        "it too (faultfirst grade --install-deps)"
     )
+
+
+def missing_module(reason: str) -> str | None:
+    """The module a reason from `explain` says the app could not import, if it says so."""
+    found = _EXPLAINED.search(reason)
+    return found.group(1) if found else None
 
 
 # The app reaches nothing over TLS while it is graded: the fake speaks plain HTTP on loopback. Yet
