@@ -33,7 +33,7 @@ from .hosting import isolation
 from .app_client import AppClient
 from .hosting.app_pool import AppPool, RunningApp
 from .fake_llm import FakeLLM
-from .colour import Paint
+from .grading.colour import Paint
 from .grading import channel, gradescope, html_report, lanes, marks, reports, scoreboard
 from .grading.evidence import UserActivity
 from .grading.results import Isolation

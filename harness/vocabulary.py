@@ -181,3 +181,15 @@ def add_old_names(
 def used_old_names(args: argparse.Namespace) -> dict[str, str]:
     """The old option names `args` were given with: old -> new, each once."""
     return dict(getattr(args, "old_names_used", None) or {})
+
+
+def add_seed(command: argparse.ArgumentParser) -> None:
+    """Add ``--seed`` to a command that starts the fake provider."""
+    command.add_argument(
+        "--seed",
+        type=integer,
+        default=SEED,
+        metavar="N",
+        help="seed for the fake provider's answers, jitter and faults; the same seed replays "
+        f"the same faults (default: {SEED})",
+    )

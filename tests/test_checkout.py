@@ -1,4 +1,4 @@
-"""`harness.checkout`: what a candidate's checkout changed of the grader it was sent with."""
+"""`harness.submissions.checkout`: what a candidate's checkout changed of the grader it was sent with."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.checkout import protected_changes
+from harness.submissions.checkout import protected_changes
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

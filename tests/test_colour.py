@@ -1,4 +1,4 @@
-"""Colour on the terminal (`harness.colour`), the batch's progress lines, and saved grades read
+"""Colour on the terminal (`harness.grading.colour`), the batch's progress lines, and saved grades read
 back (`harness.grading.saved`), on grades built here: the real runs are in
 test_report_command.py."""
 
@@ -11,8 +11,10 @@ import re
 import pytest
 
 from grades import new_grade, result, retries
-from harness import colour, comparison, grade_command
-from harness.grader import Outcome
+from harness.grading import colour
+from harness.commands import comparison
+from harness.commands import grade as grade_command
+from harness.submissions.grader import Outcome
 from harness.grading import reports, saved
 from harness.grading.results import Grade, Status
 from harness.grading.scoreboard import heading, scoreboard

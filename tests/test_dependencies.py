@@ -1,4 +1,4 @@
-"""What a submission declares, compared with the grader's environment (`harness.dependencies`)."""
+"""What a submission declares, compared with the grader's environment (`harness.submissions.dependencies`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.metadata
 import shlex
 import sys
 
-from harness import dependencies
+from harness.submissions import dependencies
 
 PYTEST = importlib.metadata.version("pytest")
 

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkout, export
-from harness.export import ExportError, candidate_pyproject, export_candidate
+from harness.submissions import checkout
+
+from harness.commands import export_candidate as export
+from harness.commands.export_candidate import ExportError, candidate_pyproject, export_candidate
 from harness.grading.tasks import CORE_TASKS
-from harness.submission import digest, prepare
+from harness.submissions.intake import digest, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = Path(".github", "workflows", "faultfirst.yml")
@@ -103,7 +105,7 @@ def test_the_bundle_holds_the_starter_the_harness_and_the_public_scenarios(
     assert set(written) == files, "export_candidate returns exactly the files it wrote"
     assert {path.parts[0] for path in files} == TOP_LEVEL
     needed = ["exercise_app/BRIEF.md", "exercise_app/app.py", "exercise_app/static/index.html",
-              "harness/plugin.py", "harness/cli.py", "harness/export.py", "scenarios/conftest.py",
+              "harness/plugin.py", "harness/cli.py", "harness/commands/export_candidate.py", "scenarios/conftest.py",
               ".gitignore", "README.md", "pyproject.toml"]  # fmt: skip
     for name in needed:
         assert Path(name) in files, name

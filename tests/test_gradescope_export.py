@@ -85,7 +85,7 @@ def test_the_zip_holds_the_scripts_at_its_root_and_the_whole_grader(tmp_path: Pa
     hidden = {f"faultfirst/scenarios/hidden/{path.name}"
               for path in (ROOT / "scenarios" / "hidden").glob("test_*.py")}  # fmt: skip
     assert hidden and hidden <= set(entries)
-    assert "faultfirst/harness/grader.py" in entries and "faultfirst/exercise_app/app.py" in entries
+    assert "faultfirst/harness/submissions/grader.py" in entries and "faultfirst/exercise_app/app.py" in entries
     assert not [name for name in entries if "__pycache__" in name or "/tests/" in name]
     assert settings["tasks"] == "streaming,retries" and settings["isolation"] == "required"
     assert settings["grader"].startswith("sha256:") and settings["files"] == len(entries) - 4

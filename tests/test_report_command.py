@@ -22,7 +22,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from harness.cli import main
-from harness.colour import plain
+from harness.grading.colour import plain
 from mutants.streaming import NO_ERROR_EVENT
 from solutions import ROOT, build_mutant
 from submissions import faultfirst_grade, starter_with

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.submission import Submission, SubmissionError, UnpackLimits, prepare
+from harness.submissions.intake import Submission, SubmissionError, UnpackLimits, prepare
 
 APP = {
     "exercise_app/__init__.py": b"",

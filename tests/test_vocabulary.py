@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from front_ends import COMMANDS, command, pytest_words, visible_options
-from harness import cli, grader, plugin_options, vocabulary
+from harness import cli, plugin_options, vocabulary
+from harness.submissions import grader
 from harness.grading.tasks import parse_tasks
 from harness.hosting import sandbox
 from harness.hosting.sandbox import Limits

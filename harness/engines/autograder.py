@@ -7,7 +7,7 @@ for each submission, puts the candidate's files in ``/autograder/submission`` an
 ``/autograder/run_autograder`` as root from ``/autograder``. It shows candidates
 ``results/results.json`` and instructors what the run printed as well.
 
-The grade is `harness.grader.grade`'s, as ``faultfirst grade`` makes it: the app boxed
+The grade is `harness.submissions.grader.grade`'s, as ``faultfirst grade`` makes it: the app boxed
 (`harness.hosting.isolation`), the grade back on a pipe, the Gradescope report written by the
 grader once the grading run has ended. The settings the interviewer exported with (tasks,
 isolation, dependencies) come from ``source/faultfirst-autograder.json``. When a submission
@@ -25,11 +25,13 @@ import sys
 import typing
 from pathlib import Path
 
-from .. import __version__, grader
+from .. import __version__
+
+from ..submissions import grader
 from ..grading import lanes
 from ..grading.sanitize import one_line
 from ..hosting import isolation
-from ..submission import ARCHIVES, PACKAGE
+from ..submissions.intake import ARCHIVES, PACKAGE
 
 ROOT_VARIABLE = "FAULTFIRST_AUTOGRADER_ROOT"
 DEFAULT_ROOT = Path("/autograder")

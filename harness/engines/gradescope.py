@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path
 
 from .. import __version__
-from ..export import JUNK, JUNK_SUFFIXES, PROJECT_ROOT
+from ..commands.export_candidate import JUNK, JUNK_SUFFIXES, PROJECT_ROOT
 from ..grading.tasks import CORE_TASKS, parse_tasks
 from . import pins
 from .autograder import RUN_TIMEOUT, SETTINGS, Settings

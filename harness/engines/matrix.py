@@ -36,10 +36,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 
-from ..submission import ARCHIVES
+from ..submissions.intake import ARCHIVES
 
 MAX_JOBS = 256  # GitHub's limit of jobs a matrix makes
-MAX_DOWNLOAD = 100 * 2**20  # an archive's bytes; as `harness.submission` allows unpacked
+MAX_DOWNLOAD = 100 * 2**20  # an archive's bytes; as `harness.submissions.intake` allows unpacked
 DOWNLOAD_TIMEOUT = 60.0
 GIT_TIMEOUT = 300.0
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")

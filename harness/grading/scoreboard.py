@@ -1,14 +1,14 @@
 """The score board printed at the end of a run: points per task, then what to fix.
 
 The same board ends a pytest run, a `faultfirst grade` and a `faultfirst report`, coloured (see
-`harness.colour`) or not; the colour never changes a character of the text.
+`harness.grading.colour`) or not; the colour never changes a character of the text.
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from ..colour import PLAIN, Paint
+from .colour import PLAIN, Paint
 from .evidence import timeline
 from .results import Grade, ScenarioResult, Status
 

@@ -19,7 +19,7 @@ from ..hosting.app_pool import AppPool, RunningApp
 from ..fake_llm import FakeLLM
 from ..hosting.launcher import AppDidNotStart
 from ..hosting.template import Template
-from ..submission import PACKAGE, digest
+from ..submissions.intake import PACKAGE, digest
 from . import marks
 from .evidence import UserActivity, evidence_from
 from .results import Grade, ScenarioResult, Status

@@ -28,8 +28,9 @@ from packaging.utils import canonicalize_name
 
 import harness
 
-from . import checkout, grader, vocabulary
-from .grading.tasks import CORE_TASKS, parse_tasks
+from .. import vocabulary
+from ..grading.tasks import CORE_TASKS, parse_tasks
+from ..submissions import checkout, grader
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
 

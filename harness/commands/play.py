@@ -12,20 +12,97 @@ as the grader cleans it (`sanitize.clean`) before it reaches the terminal.
 
 from __future__ import annotations
 
+import argparse
 import math
 import threading
 import time
+import sys
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 
-from .fake_llm import Call, FakeLLM
-from .grading import sanitize
-from .hosting.departures import Departure, Observer
+from .. import vocabulary
+from ..fake_llm import PROFILES, Call, FakeLLM
+from ..grading import sanitize
+from ..hosting.departures import Departure, Observer
+from ..hosting.launcher import AppDidNotStart, AppProcess
+from .foreground import run_until_stopped
 
 HOLD = 0.5  # seconds a line waits for an earlier one still on its way (a poll, a pipe, a thread)
 TICK = 0.1  # seconds between looks at the ledger
 
 APP, USER, LLM = "app", "user", "llm"
+
+
+def add_command(commands: typing.Any) -> None:
+    """Add ``play`` to the ``faultfirst`` command's subcommands."""
+    command = commands.add_parser(
+        "play",
+        help="run the app against the fake provider, and watch what it does under faults",
+        description="Start the fake LLM provider and the app, print the page's address, then "
+        "print what happens, in time order, each line marked with whose it is: 'app' for what "
+        "the app prints (its log, a traceback), 'user' for a user who left before their answer "
+        "ended, 'llm' for each call the app makes to the provider, when it starts (model, "
+        "fault injected) and when it ends (status, tokens, or that the app hung up). "
+        "Ctrl-C stops both.",
+    )
+    command.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=vocabulary.PROFILE,
+        help="how the provider behaves, see 'faultfirst fake-llm --help' "
+        f"(default: {vocabulary.PROFILE})",
+    )
+    submission = command.add_argument(
+        "--submission",
+        dest="app",  # its name before the rename (--app), which run reads
+        type=Path,
+        default=Path(vocabulary.SUBMISSION),
+        metavar="DIR",
+        help="the folder holding exercise_app/ (default: the current folder)",
+    )
+    vocabulary.add_old_names(command, submission, vocabulary.OLD_PLAY_NAMES)
+    command.add_argument(
+        "--port", type=int, default=0, help="the app's port (default: 0, a free one)"
+    )
+    vocabulary.add_seed(command)
+    command.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    fake = FakeLLM(seed=args.seed, profile=args.profile)
+    fake.start()
+    # Only where the provider is: the app's own defaults for timeouts and retries are what a
+    # person should watch at work here, not the short ones the scenarios use.
+    settings = {
+        "LLM_BASE_URL": fake.base_url,
+        "PRIMARY_MODEL": fake.models[0],
+        "FALLBACK_MODEL": fake.models[1],
+    }
+    feed = Feed(fake.ledger.started_at, lambda line: print(line, flush=True))
+    app = AppProcess(args.app, settings, port=args.port, observer=observer(feed))
+    try:
+        app.start()
+    except (AppDidNotStart, OSError) as exc:
+        app.stop()
+        fake.stop()
+        print(f"faultfirst play: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C while the app starts: it runs in a session of its own
+        app.stop()
+        fake.stop()
+        print("stopped.")
+        return 130
+    print(f"faultfirst play — the app in {app.folder}, the provider's profile {args.profile}")
+    print(f"  open      {app.url}/")
+    print(f"  provider  {fake.base_url} ({', '.join(fake.models)}; the first is PRIMARY_MODEL)")
+    print(
+        "What happens, in time order: 'app' what your app prints, 'user' a user leaving before "
+        "their answer ended, 'llm' each call to the provider as it starts and as it ends. "
+        "Ctrl-C stops.",
+        flush=True,
+    )
+    return run_until_stopped(lambda until: follow(fake, feed, until), fake, app)
 
 
 @dataclass(order=True)

@@ -17,13 +17,15 @@ import time
 import typing
 from pathlib import Path
 
-from . import colour, comparison, grader, report_command, vocabulary
-from .hosting import isolation, sandbox
-from .grading import lanes, saved
-from .grading.sanitize import one_line
-from .grading.tasks import parse_tasks
-from .hosting.sandbox import Limits
-from .submission import ARCHIVES
+from .. import vocabulary
+from ..grading import colour, lanes, saved
+from ..grading.sanitize import one_line
+from ..grading.tasks import parse_tasks
+from ..hosting import isolation, sandbox
+from ..hosting.sandbox import Limits
+from ..submissions import grader
+from ..submissions.intake import ARCHIVES
+from . import comparison, report
 
 EXIT_UNDER_MIN_SCORE = 1
 EXIT_GRADER_ERROR = 2
@@ -277,7 +279,7 @@ def _grade_one(
         # Drawn here, where the terminal is, from the grade the run sent (the run leaves its
         # board out): the board `faultfirst report` prints from the saved JSON, by construction,
         # and coloured without letting any escape sequence of the run's output through.
-        report_command.print_board(saved.from_json(outcome.report), paint=paint)
+        report.print_board(saved.from_json(outcome.report), paint=paint)
     _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
         print(f"{kind} report: {path}")

@@ -31,8 +31,8 @@ def add_option(command: argparse.ArgumentParser) -> None:
         "--color",
         choices=CHOICES,
         default="auto",
-        help="colour the terminal's output (auto, the default: on a terminal, unless NO_COLOR "
-        "is set or FORCE_COLOR asks for it)",
+        help="colour the terminal's output; auto: on a terminal, unless NO_COLOR is set or "
+        "FORCE_COLOR asks for it (default: auto)",
     )
 
 

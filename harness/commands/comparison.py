@@ -1,6 +1,6 @@
 """The comparison table of a batch of graded submissions: for the terminal, as CSV, JSON and
 Markdown. `faultfirst grade` makes it from the grades it just made, `faultfirst table` from saved
-ones (`harness.table_command`): the same rows either way.
+ones (`harness.commands.table`): the same rows either way.
 
 One row per submission: its name, the points of every task, the total, its status and how long
 grading it took. A submission that could not be graded keeps its row, with the reason.
@@ -14,10 +14,10 @@ import json
 import typing
 from pathlib import Path
 
-from .colour import PLAIN, Paint
-from .grader import Outcome, deliver
-from .grading.reports import inline_markdown
-from .grading.tasks import TASKS
+from ..grading.colour import PLAIN, Paint
+from ..grading.reports import inline_markdown
+from ..grading.tasks import TASKS
+from ..submissions.grader import Outcome, deliver
 
 SCHEMA = "faultfirst-comparison"
 SCHEMA_VERSION = 1

@@ -14,10 +14,9 @@ import sys
 import typing
 from pathlib import Path
 
-from . import colour
-from .grader import deliver
-from .grading import gradescope, html_report, junit, reports, saved
-from .grading.scoreboard import heading, scoreboard
+from ..grading import colour, gradescope, html_report, junit, reports, saved
+from ..grading.scoreboard import heading, scoreboard
+from ..submissions.grader import deliver
 
 EXIT_NOT_A_GRADE = 2
 

@@ -1,6 +1,6 @@
 """Grade submissions as an interviewer does: each in a child pytest run of the grader's scenarios.
 
-A submission is taken apart first (`harness.submission`): only its ``exercise_app/`` reaches the
+A submission is taken apart first (`harness.submissions.intake`): only its ``exercise_app/`` reaches the
 work folder, so its own scenarios, conftest.py, pytest configuration and plugins are never seen.
 The child runs the scenarios that sit next to this module with plugin autoloading off and no
 configuration file of anybody's, so neither the submission nor whatever else is installed can
@@ -28,16 +28,17 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import checkout, dependencies, vocabulary
-from .hosting import isolation
-from .grading import channel
-from .grading import reports as grade_reports
-from .grading.sanitize import clean, one_line
-from .hosting.launcher import PASSED_THROUGH, missing_module
-from .hosting.sandbox import Limits
-from .submission import Submission, SubmissionError, prepare
+from .. import vocabulary
+from ..grading import channel
+from ..grading import reports as grade_reports
+from ..grading.sanitize import clean, one_line
+from ..hosting import isolation
+from ..hosting.launcher import PASSED_THROUGH, missing_module
+from ..hosting.sandbox import Limits
+from . import checkout, dependencies
+from .intake import Submission, SubmissionError, prepare
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 HIDDEN = SCENARIOS / "hidden"
 
@@ -92,7 +93,7 @@ class Outcome:
     digest: str = ""
     output: str = ""  # what the grading run printed
     reports: dict[str, Path] = field(default_factory=dict)  # kind -> the file written
-    changed_grader: list[str] = field(default_factory=list)  # see `harness.checkout`
+    changed_grader: list[str] = field(default_factory=list)  # see `harness.submissions.checkout`
     unmet: list[str] = field(default_factory=list)  # declared, and lacking where the app runs
 
     @property
@@ -106,7 +107,7 @@ class Outcome:
 
 
 def is_candidate_bundle() -> bool:
-    """Whether this installation is a candidate's bundle (`harness.export`), which is ours
+    """Whether this installation is a candidate's bundle (`harness.commands.export_candidate`), which is ours
     without ``scenarios/hidden/``: what it says of itself then speaks to the candidate."""
     return (SCENARIOS / "conftest.py").is_file() and not HIDDEN.is_dir()
 

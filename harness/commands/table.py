@@ -16,10 +16,10 @@ import sys
 import typing
 from pathlib import Path
 
-from . import colour, comparison
-from .grader import Outcome
-from .grading import saved
-from .grading.sanitize import one_line
+from ..grading import colour, saved
+from ..grading.sanitize import one_line
+from ..submissions.grader import Outcome
+from . import comparison
 
 EXIT_NOT_A_GRADE = 2
 

@@ -1,0 +1,1 @@
+"""The ``faultfirst`` subcommands, one module each; `harness.cli` puts them together."""
