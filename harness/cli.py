@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import typing
 
 from . import __version__, vocabulary
 from .commands import export_candidate, fake_llm, grade, play, report, table
 from .engines import gradescope, workflow
+
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command ended by SIGPIPE
 
 
 def main(argv: typing.Sequence[str] | None = None) -> int:
@@ -19,7 +22,12 @@ def main(argv: typing.Sequence[str] | None = None) -> int:
         return 2
     for old, new in vocabulary.used_old_names(args).items():
         print(vocabulary.notice(old, new), file=sys.stderr)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # `faultfirst table ... | head`: the reader has had enough
+        # Python would complain again when it flushes stdout at exit: point it at nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 def _parser() -> argparse.ArgumentParser:

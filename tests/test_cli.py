@@ -11,6 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import cli
+from harness.grading import reports
+from harness.grading.results import Status
+
+from grades import new_grade, result
+
 COMMAND = [sys.executable, "-m", "harness.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +123,26 @@ def test_a_taken_port_is_one_clear_line() -> None:
     assert result.returncode == 2
     assert f"is port {port} free?" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    # `faultfirst table ... | head`: the reader is gone before the command writes its table.
+    saved = tmp_path / "grade.json"
+    grade = new_grade()
+    grade.add(result("streams", Status.PASSED, task="streaming", points=3))
+    saved.write_text(reports.json_text(grade, started_at=0.0))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        finished = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "table", str(saved)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert finished.returncode == cli.EXIT_BROKEN_PIPE, finished.stderr
+    assert "Traceback" not in finished.stderr and "BrokenPipeError" not in finished.stderr
