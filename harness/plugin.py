@@ -29,15 +29,15 @@ from pathlib import Path
 import pytest
 
 from . import __version__, plugin_options, vocabulary
-from .hosting import isolation
 from .app_client import AppClient
-from .hosting.app_pool import AppPool, RunningApp
 from .fake_llm import FakeLLM
-from .grading.colour import Paint
 from .grading import channel, gradescope, html_report, lanes, marks, reports, scoreboard
+from .grading.colour import Paint
 from .grading.evidence import UserActivity
 from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
+from .hosting import isolation
+from .hosting.app_pool import AppPool, RunningApp
 from .hosting.launcher import SCENARIO_SETTINGS, AppSettings, forkable, scenario_settings
 from .hosting.template import SharedTemplate
 

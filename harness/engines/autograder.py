@@ -26,11 +26,10 @@ import typing
 from pathlib import Path
 
 from .. import __version__
-
-from ..submissions import grader
 from ..grading import lanes
 from ..grading.sanitize import one_line
 from ..hosting import isolation
+from ..submissions import grader
 from ..submissions.intake import ARCHIVES, PACKAGE
 
 ROOT_VARIABLE = "FAULTFIRST_AUTOGRADER_ROOT"

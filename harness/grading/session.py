@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..hosting.app_pool import AppPool, RunningApp
 from ..fake_llm import FakeLLM
+from ..hosting.app_pool import AppPool, RunningApp
 from ..hosting.launcher import AppDidNotStart
 from ..hosting.template import Template
 from ..submissions.intake import PACKAGE, digest
