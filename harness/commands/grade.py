@@ -200,14 +200,7 @@ def add_command(commands: typing.Any) -> None:
             metavar=option.metavar,
             help=f"{option.help} (default: {default})",
         )
-    command.add_argument(
-        "--seed",
-        type=vocabulary.integer,
-        default=vocabulary.SEED,
-        metavar="N",
-        help="seed for the fake provider's answers, jitter and faults; the same seed replays "
-        f"the same faults (default: {vocabulary.SEED})",
-    )
+    vocabulary.add_seed(command)
     colour.add_option(command)
     command.set_defaults(run=run)
 
