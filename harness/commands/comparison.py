@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..grading.colour import PLAIN, Paint
 from ..grading.reports import inline_markdown
+from ..grading.sanitize import one_line
 from ..grading.tasks import TASKS
 from ..submissions.grader import Outcome, deliver
 
@@ -23,6 +24,17 @@ SCHEMA = "faultfirst-comparison"
 SCHEMA_VERSION = 1
 
 Json = dict[str, typing.Any]
+
+
+def unique_name(name: str, taken: typing.Collection[str]) -> str:
+    """A row's name: `name` without control characters (a candidate chose it), made unique
+    (``alice``, ``alice-2``) among those `taken`."""
+    name = one_line(name, limit=100) or "submission"
+    unique, number = name, 1
+    while unique in taken:
+        number += 1
+        unique = f"{name}-{number}"
+    return unique
 
 
 def tasks_of(outcomes: list[Outcome]) -> list[str]:

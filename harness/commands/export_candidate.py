@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 import harness
 
 from .. import vocabulary
-from ..grading.tasks import CORE_TASKS, parse_tasks
+from ..grading.tasks import CORE_TASKS, name_tasks, parse_tasks
 from ..submissions import checkout, grader
 
 PROJECT_ROOT = Path(harness.__file__).resolve().parents[1]
@@ -157,10 +157,10 @@ def _name(requirement: str) -> str:
 
 def candidate_workflow(ours: str, tasks: typing.Sequence[str] = CORE_TASKS) -> str:
     """Our CI workflow, grading `tasks`."""
-    line = WORKFLOW_TASKS.format(",".join(CORE_TASKS))
-    if ours.count(line) != 1:
-        raise ExportError(f"the workflow template does not name its tasks once as {line!r}")
-    return ours.replace(line, WORKFLOW_TASKS.format(",".join(tasks)))
+    try:
+        return name_tasks(ours, WORKFLOW_TASKS, tasks)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -409,12 +409,7 @@ def _unique_names(sources: list[str]) -> list[str]:
             if name.lower().endswith(suffix):
                 name = name[: -len(suffix)]
                 break
-        name = one_line(name, limit=100) or "submission"
-        unique, number = name, 1
-        while unique in names:
-            number += 1
-            unique = f"{name}-{number}"
-        names.append(unique)
+        names.append(comparison.unique_name(name, names))
     return names
 
 

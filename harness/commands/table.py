@@ -17,7 +17,6 @@ import typing
 from pathlib import Path
 
 from ..grading import colour, saved
-from ..grading.sanitize import one_line
 from ..submissions.grader import Outcome
 from . import comparison
 
@@ -82,11 +81,7 @@ def outcomes_of(grades: list[saved.SavedGrade]) -> list[Outcome]:
     for loaded in grades:
         grade = loaded.grade
         named = grade.submission if grade.source is not None else Path(grade.submission).name
-        name = one_line(named, limit=100) or "submission"
-        unique, number = name, 1
-        while unique in names:
-            number += 1
-            unique = f"{name}-{number}"
+        unique = comparison.unique_name(named, names)
         names.add(unique)
         outcomes.append(
             Outcome(

@@ -17,7 +17,7 @@ import sys
 import typing
 from pathlib import Path
 
-from ..grading.tasks import CORE_TASKS, parse_tasks
+from ..grading.tasks import CORE_TASKS, name_tasks, parse_tasks
 from . import pins
 
 TEMPLATE = Path(__file__).with_name("templates") / "grade-submissions.yml"
@@ -75,10 +75,10 @@ def export_workflow(
 
 def workflow_text(template: str, tasks: typing.Sequence[str] = CORE_TASKS) -> str:
     """The workflow, grading `tasks` unless a run names others."""
-    line = TASKS_LINE.format(",".join(CORE_TASKS))
-    if template.count(line) != 1:
-        raise ExportError(f"the workflow template does not name its tasks once as {line!r}")
-    return template.replace(line, TASKS_LINE.format(",".join(tasks)))
+    try:
+        return name_tasks(template, TASKS_LINE, tasks)
+    except ValueError as error:
+        raise ExportError(str(error)) from None
 
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

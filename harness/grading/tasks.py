@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 TASKS: dict[str, str] = {
     "streaming": "Streaming",
     "cancellation": "Cancellation",
@@ -28,3 +30,13 @@ def parse_tasks(text: str) -> tuple[str, ...]:
             f"choose from {', '.join(TASKS)}, or all"
         )
     return tuple(task for task in TASKS if task in names)
+
+
+def name_tasks(template: str, line: str, tasks: typing.Sequence[str]) -> str:
+    """`template` (a workflow, say) with its one `line` naming the core tasks made to name `tasks`
+    instead; `line` formats them, comma-separated. Raises ValueError if the template does not
+    name the core tasks once that way, rather than grading tasks nobody chose."""
+    core = line.format(",".join(CORE_TASKS))
+    if template.count(core) != 1:
+        raise ValueError(f"the workflow template does not name its tasks once as {core!r}")
+    return template.replace(core, line.format(",".join(tasks)))
