@@ -31,7 +31,8 @@ Json = dict[str, typing.Any]
 
 ISOLATION_LEVELS = ("uid+namespaces", "namespaces", "none")  # as grade.schema.json lists them
 
-COMPARISON_SCHEMA = "faultfirst-comparison"  # harness.commands.comparison's, named here to say what it is
+# harness.commands.comparison's, named here to say what it is
+COMPARISON_SCHEMA = "faultfirst-comparison"
 TEXT_LIMIT = 10_000  # characters of any text: far above ours and a reason's, far below a flood
 
 
