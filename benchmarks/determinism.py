@@ -48,7 +48,7 @@ from grading_runs import SOLUTIONS, not_passed  # noqa: E402
 from mutants import MUTANTS  # noqa: E402
 from calibrate import own_tasks  # noqa: E402
 
-from harness.grading import lanes  # noqa: E402
+from harness import vocabulary  # noqa: E402
 
 
 def main() -> int:
@@ -102,7 +102,7 @@ def _tasks(name: str, args: argparse.Namespace) -> str:
 def _concurrency(args: argparse.Namespace) -> str:
     if args.concurrency != "auto":
         return str(args.concurrency)
-    return str(max(1, lanes.auto() // args.jobs))
+    return str(max(1, vocabulary.auto_concurrency() // args.jobs))
 
 
 def _round(entries: list[str], jobs: int, mode: str, concurrency: str) -> dict[str, str]:

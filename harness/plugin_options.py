@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from . import vocabulary as words
-from .grading import channel, lanes
+from .grading import channel
 from .grading.tasks import parse_tasks
 from .hosting import isolation, sandbox
 from .hosting.app_pool import MODES
@@ -57,7 +57,7 @@ class Settings:
 
     def lane_count(self) -> int:
         """How many scenarios may run at once."""
-        return lanes.auto() if self.concurrency == "auto" else int(self.concurrency)
+        return words.auto_concurrency() if self.concurrency == "auto" else int(self.concurrency)
 
 
 class _Setting(typing.NamedTuple):
@@ -125,8 +125,8 @@ SETTINGS = (
         "N",
         "run N scenarios at once, each with its own app and fake provider, in forked copies of "
         "this run, where every test collected is a scenario (auto: "
-        f"{lanes.AUTO_PER_CORE} per core, {lanes.auto()} here; 1: one at a time, in this "
-        f"process) (default: {words.CONCURRENCY})",
+        f"{words.AUTO_PER_CORE} per core, {words.auto_concurrency()} here; 1: one at a time, "
+        f"in this process) (default: {words.CONCURRENCY})",
     ),
     _Setting(
         "scenario-timeout",

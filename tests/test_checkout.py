@@ -1,4 +1,5 @@
-"""`harness.submissions.checkout`: what a candidate's checkout changed of the grader it was sent with."""
+"""`harness.submissions.checkout`: what a candidate's checkout changed of the grader it was sent
+with."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Colour on the terminal (`harness.grading.colour`), the batch's progress lines, and saved grades read
-back (`harness.grading.saved`), on grades built here: the real runs are in
+"""Colour on the terminal (`harness.grading.colour`), the batch's progress lines, and saved grades
+read back (`harness.grading.saved`), on grades built here: the real runs are in
 test_report_command.py."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What a submission declares, compared with the grader's environment (`harness.submissions.dependencies`)."""
+"""What a submission declares, compared with the grader's environment
+(`harness.submissions.dependencies`)."""
 
 from __future__ import annotations
 

@@ -306,8 +306,8 @@ def test_without_boxes_a_killed_grading_run_is_not_graded_rather_than_forged(
 
 
 def test_pytest_on_another_folder_runs_its_app_outside_the_grader(tmp_path: Path) -> None:
-    """`pytest scenarios --faultfirst-submission OTHER` must not import OTHER's code into the grader, where
-    it could change how scores are counted."""
+    """`pytest scenarios --faultfirst-submission OTHER` must not import OTHER's code into the
+    grader, where it could change how scores are counted."""
     patcher = starter_with(
         tmp_path / "patcher",
         app_py="""

@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 
 from .. import vocabulary
-from ..grading import colour, lanes, saved
+from ..grading import colour, saved
 from ..grading.sanitize import one_line
 from ..grading.tasks import parse_tasks
 from ..hosting import isolation, sandbox
@@ -155,8 +155,9 @@ def add_command(commands: typing.Any) -> None:
         default=vocabulary.CONCURRENCY,
         metavar="N",
         help="scenarios at once in each grade, each with its own app (auto: "
-        f"{lanes.AUTO_PER_CORE} per core, shared among the --jobs: {lanes.auto()} here at -j 1; "
-        f"1: one at a time) (default: {vocabulary.CONCURRENCY})",
+        f"{vocabulary.AUTO_PER_CORE} per core, shared among the --jobs: "
+        f"{vocabulary.auto_concurrency()} here at -j 1; 1: one at a time) "
+        f"(default: {vocabulary.CONCURRENCY})",
     )
     command.add_argument(
         "--install-deps",
@@ -247,7 +248,9 @@ def _options(args: argparse.Namespace) -> grader.Options:
         install_deps=args.install_deps,
         isolation=args.isolation,
         concurrency=(
-            max(1, lanes.auto() // args.jobs) if args.concurrency == "auto" else args.concurrency
+            max(1, vocabulary.auto_concurrency() // args.jobs)
+            if args.concurrency == "auto"
+            else args.concurrency
         ),
     )
 

@@ -25,8 +25,7 @@ import sys
 import typing
 from pathlib import Path
 
-from .. import __version__
-from ..grading import lanes
+from .. import __version__, vocabulary
 from ..grading.sanitize import one_line
 from ..hosting import isolation
 from ..submissions import grader
@@ -82,7 +81,7 @@ class Settings:
             isolation=self.isolation,
             install_deps=self.install_deps,
             run_timeout=self.run_timeout,
-            concurrency=lanes.auto(),
+            concurrency=vocabulary.auto_concurrency(),
         )
 
 

@@ -38,16 +38,8 @@ from .results import ScenarioResult, Status
 from ..hosting.template import SharedTemplate
 from .session import GradingSession
 
-AUTO_PER_CORE = 2  # lanes per core, for --concurrency auto: see auto()
 END = -1  # sent instead of a scenario's index: nothing more to run
 
-
-def auto() -> int:
-    """The lanes a run uses by default: two per core this process may run on. A scenario
-    mostly waits, but not only: on two cores, a grade of all eight tasks through `faultfirst
-    grade` took 40 s in one lane, 23 s in two, 19 s in three, 17 s in four, and no less in six,
-    its apps and lanes then using both cores about fully."""
-    return AUTO_PER_CORE * len(os.sched_getaffinity(0))
 
 
 @dataclass

@@ -42,8 +42,8 @@ def scoreboard(
         # Each scenario would say the same thing (an import that fails, fails every time): once.
         never = [result for result in failures if result.status is Status.APP_DID_NOT_START]
         reasons = list(dict.fromkeys(result.reason or "(no reason given)" for result in never))
-        never_started = f"The app could not be graded: it never started, in {_scenarios(len(never))}."
-        lines.append(paint.bad(never_started))
+        where = _scenarios(len(never))
+        lines.append(paint.bad(f"The app could not be graded: it never started, in {where}."))
         for reason in reasons:
             lines += _wrapped("why: ", reason)
         failures = [result for result in failures if result not in never]

@@ -22,9 +22,12 @@ from pathlib import Path
 
 import httpx
 
-from . import departures, isolation, sandbox
+from . import isolation, sandbox
 from .server import HOST
 from .template import ForkedProcess, Template, TemplateError
+
+if typing.TYPE_CHECKING:  # only `faultfirst play` observes an app
+    from . import departures
 
 APP = "exercise_app.app:app"
 

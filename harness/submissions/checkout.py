@@ -20,7 +20,8 @@ import subprocess
 from pathlib import Path
 
 PROTECTED = ("harness", "scenarios", ".github")
-COMMIT_MESSAGE = "faultfirst exercise"  # the bundle's one commit (`harness.commands.export_candidate`)
+# The bundle's one commit (`harness.commands.export_candidate`).
+COMMIT_MESSAGE = "faultfirst exercise"
 _GIT = ("git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
         "-c", "safe.directory=*", "--no-optional-locks")  # fmt: skip
 _SKIPPED = {"__pycache__", ".pytest_cache"}

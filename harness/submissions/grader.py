@@ -1,7 +1,8 @@
 """Grade submissions as an interviewer does: each in a child pytest run of the grader's scenarios.
 
-A submission is taken apart first (`harness.submissions.intake`): only its ``exercise_app/`` reaches the
-work folder, so its own scenarios, conftest.py, pytest configuration and plugins are never seen.
+A submission is taken apart first (`harness.submissions.intake`): only its ``exercise_app/``
+reaches the work folder, so its own scenarios, conftest.py, pytest configuration and plugins are
+never seen.
 The child runs the scenarios that sit next to this module with plugin autoloading off and no
 configuration file of anybody's, so neither the submission nor whatever else is installed can
 change the score; the app runs in grandchildren that keep `sandbox.Limits`, boxed where the
@@ -107,8 +108,9 @@ class Outcome:
 
 
 def is_candidate_bundle() -> bool:
-    """Whether this installation is a candidate's bundle (`harness.commands.export_candidate`), which is ours
-    without ``scenarios/hidden/``: what it says of itself then speaks to the candidate."""
+    """Whether this installation is a candidate's bundle (`harness.commands.export_candidate`),
+    which is ours without ``scenarios/hidden/``: what it says of itself then speaks to the
+    candidate."""
     return (SCENARIOS / "conftest.py").is_file() and not HIDDEN.is_dir()
 
 
