@@ -12,7 +12,7 @@ COMMANDS = ("grade", "play", "fake-llm")
 
 def command(name: str) -> argparse.ArgumentParser:
     """The parser of ``faultfirst NAME``."""
-    parser = cli._parser()
+    parser = cli._parser([name])
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     found: argparse.ArgumentParser = commands.choices[name]
     return found

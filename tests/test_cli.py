@@ -146,3 +146,24 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
         os.close(write_end)
     assert finished.returncode == cli.EXIT_BROKEN_PIPE, finished.stderr
     assert "Traceback" not in finished.stderr and "BrokenPipeError" not in finished.stderr
+
+
+def test_a_command_imports_its_own_module_and_not_the_others() -> None:
+    # Every import is paid by every call: `faultfirst grade` needs neither the fake provider, nor
+    # `play`, nor the engines that export graders.
+    probe = (
+        "import sys; from harness import cli; cli._parser(['grade']); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('harness'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "harness.commands.grade" in loaded
+    for other in ("harness.fake_llm", "harness.commands.play", "harness.engines.gradescope"):
+        assert other not in loaded, other
+
+
+def test_with_no_command_named_the_help_lists_every_command() -> None:
+    listed = subprocess.run([*COMMAND, "--help"], capture_output=True, text=True, check=True)
+    for name in cli.COMMANDS:
+        assert name in listed.stdout, name

@@ -25,7 +25,7 @@ PYTEST_ONLY = {"app-mode", "app-python", "submission-label"}
 
 def test_every_front_end_gives_a_setting_the_same_default(pytester: pytest.Pytester) -> None:
     """Read from each front end's parser, with nothing given."""
-    grade, play, fake = (cli._parser().parse_args([name]) for name in COMMANDS)
+    grade, play, fake = (cli._parser([name]).parse_args([name]) for name in COMMANDS)
     in_pytest = plugin_options.read(pytester.parseconfig())
     graded = grader.Options()
     assert grade.seed == play.seed == fake.seed == in_pytest.seed == graded.seed == 0
@@ -73,13 +73,13 @@ def test_every_old_name_of_the_commands_is_tried() -> None:
 @pytest.mark.parametrize(("name", "old", "value"), OLD)
 def test_an_old_name_sets_what_its_new_name_sets(name: str, old: str, value: list[str]) -> None:
     new = {**vocabulary.OLD_GRADE_NAMES, **vocabulary.OLD_PLAY_NAMES}[old]
-    by_old = cli._parser().parse_args([name, old, *value])
-    by_new = cli._parser().parse_args([name, new, *value])
+    by_old = cli._parser([name]).parse_args([name, old, *value])
+    by_new = cli._parser([name]).parse_args([name, new, *value])
     assert vocabulary.used_old_names(by_old) == {old: new}
     assert vocabulary.used_old_names(by_new) == {}
     del by_old.old_names_used
     assert by_old == by_new
-    assert by_new != cli._parser().parse_args([name])
+    assert by_new != cli._parser([name]).parse_args([name])
     assert old not in visible_options(command(name))
 
 
