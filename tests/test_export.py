@@ -324,11 +324,11 @@ def step_script(name: str) -> str:
 
 def test_the_workflow_grades_pushes_and_pull_requests_and_keeps_the_reports() -> None:
     text = workflow_text()
-    for needed in ("pull_request:", "push:", "workflow_dispatch:", "actions/checkout@v4",
-                   "github.event.pull_request.head.sha", "actions/setup-python@v5",
+    for needed in ("pull_request:", "push:", "workflow_dispatch:", "actions/checkout@v5",
+                   "github.event.pull_request.head.sha", "actions/setup-python@v6",
                    'python-version: "3.11"', 'pip install -e "$RUNNER_TEMP/grader[grader]"',
                    "fetch-depth: 0", "vars.FAULTFIRST_MIN_SCORE", "--install-deps",
-                   "actions/upload-artifact@v4", "if: always()"):  # fmt: skip
+                   "actions/upload-artifact@v6", "if: always()"):  # fmt: skip
         assert needed in text, needed
     for report in ("faultfirst-report.html", "faultfirst-grade.json", "faultfirst-junit.xml"):
         assert text.count(report) == 2, f"{report} is written, then uploaded"
