@@ -352,3 +352,29 @@ def test_help_texts_name_every_option(capsys: pytest.CaptureFixture[str]) -> Non
     for option in ("--csv", "--md", "--json", "--color", "$GITHUB_STEP_SUMMARY"):
         assert option in table
     assert "NO_COLOR" in in_process(capsys, "grade", "--help").stdout
+
+
+def test_a_submission_not_graded_keeps_its_row_in_a_table_made_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An archive that is no archive is refused before any grading run: quick, and no grade.
+    broken = tmp_path / "bob.zip"
+    broken.write_bytes(b"not a zip \x1b[2J")
+    record = tmp_path / "bob.json"
+    graded = faultfirst("grade", broken, "--json", record, *TASKS)
+    assert graded.returncode == 3, graded.stderr
+    saved_record = json.loads(record.read_text())
+    assert saved_record["schema"] == "faultfirst-not-graded"
+    assert saved_record["status"] == "not graded"
+    assert saved_record["submission"] == "bob" and saved_record["reason"]
+
+    table = in_process(capsys, "table", record, "--color", "no")
+    assert table.returncode == 0, table.stderr
+    [row] = [line for line in table.stdout.splitlines() if line.startswith("bob ")]
+    assert "not graded" in row
+    assert f"bob: {saved_record['reason']}" in table.stdout  # the reason, as the batch shows it
+
+    report = in_process(capsys, "report", record)
+    assert report.returncode == 2
+    refused = f"faultfirst report: {record} holds no grade: bob was not graded ("
+    assert report.stderr.startswith(refused)

@@ -55,7 +55,7 @@ def add_command(commands: typing.Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        loaded = [saved.load(path) for path in args.grades]
+        loaded = [saved.load_row(path) for path in args.grades]
     except saved.NotAGrade as error:
         print(f"faultfirst table: {error}", file=sys.stderr)
         return EXIT_NOT_A_GRADE
@@ -72,25 +72,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def outcomes_of(grades: list[saved.SavedGrade]) -> list[Outcome]:
+def outcomes_of(grades: list[saved.SavedGrade | saved.NotGraded]) -> list[Outcome]:
     """The rows `faultfirst grade` made of these grades. A row is named as the grade names its
     submission, or by the folder's name where pytest graded it (and named it by its path), made
-    unique as `faultfirst grade` makes its names (``alice``, ``alice-2``)."""
+    unique as `faultfirst grade` makes its names (``alice``, ``alice-2``). A submission that was
+    not graded keeps its row, with the reason, as in the batch's own table."""
     outcomes: list[Outcome] = []
-    names: set[str] = set()
     for loaded in grades:
-        grade = loaded.grade
-        named = grade.submission if grade.source is not None else Path(grade.submission).name
-        unique = comparison.unique_name(named, names)
-        names.add(unique)
-        outcomes.append(
-            Outcome(
-                name=unique,
-                source=grade.source if grade.source is not None else grade.submission,
-                status=grade.status,
-                report=loaded.data,
-                wall_time=grade.wall_time if grade.wall_time is not None else grade.duration,
-                digest=grade.digest,
-            )
-        )
+        if isinstance(loaded, saved.NotGraded):
+            outcome = _not_graded(loaded)
+        else:
+            outcome = _graded(loaded)
+        outcome.name = comparison.unique_name(outcome.name, [o.name for o in outcomes])
+        outcomes.append(outcome)
     return outcomes
+
+
+def _graded(loaded: saved.SavedGrade) -> Outcome:
+    grade = loaded.grade
+    by_pytest = grade.source is None  # which named the submission by its path
+    return Outcome(
+        name=Path(grade.submission).name if by_pytest else grade.submission,
+        source=grade.submission if by_pytest else typing.cast(str, grade.source),
+        status=grade.status,
+        report=loaded.data,
+        wall_time=grade.duration if grade.wall_time is None else grade.wall_time,
+        digest=grade.digest,
+    )
+
+
+def _not_graded(record: saved.NotGraded) -> Outcome:
+    return Outcome(
+        name=record.submission,
+        source=record.source,
+        status="not graded",
+        reason=record.reason,
+        wall_time=record.wall_time,
+    )

@@ -25,6 +25,9 @@ from .tasks import TASKS
 SCHEMA = "faultfirst-grade"
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).with_name("grade.schema.json")
+# What `faultfirst grade --json` writes for a submission it could not grade at all.
+NOT_GRADED = "faultfirst-not-graded"
+NOT_GRADED_VERSION = 1
 
 MARKDOWN_LIMIT = 65_536  # characters in a GitHub comment; a step summary may hold more
 CELL_LIMIT = 1_500  # characters of a reason or hint in a table cell; the JSON has them whole
@@ -88,6 +91,26 @@ def stamped(text: str, *, source: str, wall_time: float) -> tuple[str, Json]:
     data: Json = json.loads(text)
     data["source"], data["wall_time"] = source, round(wall_time, 3)
     return dumps(data), data
+
+
+def not_graded_json(
+    *, submission: str, source: str, reason: str, wall_time: float, harness_version: str
+) -> str:
+    """The record `faultfirst grade --json` writes of a submission it could not grade at all (an
+    archive it cannot read, dependencies it cannot install, a grading run that broke): no grade,
+    and why. A table made later from the files a batch wrote (`faultfirst table`) keeps its row,
+    as the batch's own table does, instead of leaving the submission out."""
+    record = {
+        "schema": NOT_GRADED,
+        "schema_version": NOT_GRADED_VERSION,
+        "harness_version": harness_version,
+        "submission": submission,
+        "source": source,
+        "status": "not graded",
+        "reason": reason,
+        "wall_time": round(wall_time, 3),
+    }
+    return dumps(record)
 
 
 def load_schema() -> Json:

@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import __version__
 from .evidence import Attempt, Evidence
 from .marks import Scenario
-from .reports import SCHEMA, SCHEMA_VERSION, grade_json
+from .reports import NOT_GRADED, NOT_GRADED_VERSION, SCHEMA, SCHEMA_VERSION, grade_json
 from .results import Grade, Isolation, ScenarioResult, Status
 from .sanitize import clean, one_line
 from .tasks import TASKS
@@ -47,8 +47,30 @@ class SavedGrade:
     data: Json  # the document as it was read
 
 
+@dataclass(frozen=True)
+class NotGraded:
+    """A submission `faultfirst grade` could not grade at all, as its JSON record says
+    (`reports.not_graded_json`): a row of a table, with no grade."""
+
+    submission: str
+    source: str
+    reason: str
+    wall_time: float
+
+
 def load(path: Path) -> SavedGrade:
     """The grade saved in `path`; `NotAGrade` naming the file when it cannot be read as one."""
+    row = load_row(path)
+    if isinstance(row, NotGraded):
+        raise NotAGrade(
+            f"{path} holds no grade: {row.submission} was not graded ({row.reason}), so there "
+            "is no report to make"
+        )
+    return row
+
+
+def load_row(path: Path) -> SavedGrade | NotGraded:
+    """What `path` holds for a table: a grade, or the record of a submission that has none."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
     except OSError as error:
@@ -58,9 +80,28 @@ def load(path: Path) -> SavedGrade:
     except ValueError:
         raise NotAGrade(f"{path} is not a faultfirst grade: it is not JSON") from None
     try:
+        if isinstance(data, dict) and data.get("schema") == NOT_GRADED:
+            return not_graded_from_json(data)
         return from_json(data)
     except NotAGrade as error:
         raise NotAGrade(f"{path}{error}") from None
+
+
+def not_graded_from_json(data: Json) -> NotGraded:
+    """The record in `data`, read as untrusted as a grade is."""
+    if data.get("schema_version") != NOT_GRADED_VERSION:
+        version = one_line(str(data.get("schema_version")), 20)
+        raise NotAGrade(
+            f" is a version {version} record of a submission not graded; this faultfirst "
+            f"({__version__}) reads version {NOT_GRADED_VERSION}"
+        )
+    record = _Object(data, "")
+    return NotGraded(
+        submission=record.text("submission"),
+        source=record.text("source"),
+        reason=one_line(record.text("reason")),
+        wall_time=record.number("wall_time"),
+    )
 
 
 def from_json(data: object) -> SavedGrade:

@@ -29,7 +29,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import vocabulary
+from .. import __version__, vocabulary
 from ..grading import channel
 from ..grading import reports as grade_reports
 from ..grading.sanitize import clean, one_line
@@ -136,7 +136,34 @@ def grade(
     """Grade one submission. `reports` maps a kind (json, md, html, junit, gradescope) to the
     file to write; `echo`, if given, gets the grading run's output line by line as it comes;
     setting `cancel` stops the run at once (no grade); `warn`, if given, gets a line before the
-    run when the submission declares packages its app will not find (see `_python_for`)."""
+    run when the submission declares packages its app will not find (see `_python_for`). With
+    no grade, the JSON report is the record of why (`reports.not_graded_json`)."""
+    reports = reports or {}
+    outcome = _grade(source, options, reports, name, echo, cancel, warn)
+    stopped = cancel is not None and cancel.is_set()  # Ctrl-C: no report at all
+    if outcome.report is None and "json" in reports and not stopped:
+        destination = reports["json"]
+        record = grade_reports.not_graded_json(
+            submission=outcome.name,
+            source=outcome.source,
+            reason=outcome.reason,
+            wall_time=outcome.wall_time,
+            harness_version=__version__,
+        )
+        deliver(record, destination)
+        outcome.reports["json"] = destination
+    return outcome
+
+
+def _grade(
+    source: str | os.PathLike[str],
+    options: Options,
+    reports: typing.Mapping[str, Path],
+    name: str | None,
+    echo: typing.Callable[[str], None] | None,
+    cancel: threading.Event | None,
+    warn: typing.Callable[[str], None] | None,
+) -> Outcome:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faultfirst-") as folder:
         work = Path(folder)
@@ -144,14 +171,16 @@ def grade(
             submission = prepare(source, work)
         except SubmissionError as error:  # it may quote the submission's own names
             reason = one_line(str(error))
-            return Outcome(name or Path(source).name, str(source), "not graded", reason)
+            outcome = Outcome(name or Path(source).name, str(source), "not graded", reason)
+            outcome.wall_time = time.monotonic() - started
+            return outcome
         outcome = Outcome(
             name or submission.name, str(source), "not graded", digest=submission.digest
         )
         outcome.changed_grader = _changed_grader(submission.source)
         try:
             python = _python_for(submission, work, options, outcome, warn)
-            _run(submission, work, options, python, outcome, reports or {}, echo, cancel, started)
+            _run(submission, work, options, python, outcome, reports, echo, cancel, started)
         except dependencies.InstallError as error:
             outcome.reason = one_line(str(error))  # it quotes what the submission declares
         if outcome.report is not None and outcome.status == "ungradable":
