@@ -642,3 +642,12 @@ def test_last_failed_works_in_the_bundle_and_its_board_says_what_it_counts(tmp_p
     assert git(folder, "status", "--porcelain") == "", "nothing to commit"
     assert checkout.protected_changes(folder) == [], "no change to the grader"
     assert prepare(folder, tmp_path / "work").files == digest(folder / "exercise_app")[1]
+
+
+def test_in_a_bundle_grade_grades_the_candidates_tasks_unless_told(tmp_path: Path) -> None:
+    folder = tmp_path / "candidate-repo"
+    export_candidate(folder, source=ROOT, git=False, tasks=("jobs", "structured"))
+    flat = " ".join(bundle_command(folder, "grade", "--help").stdout.split())
+    assert "faultfirst_tasks in its pyproject.toml, else the core four: jobs,structured)" in flat
+    ours = " ".join(bundle_command(ROOT, "grade", "--help").stdout.split())
+    assert "else the core four: streaming,cancellation,retries,fallback)" in ours

@@ -59,7 +59,7 @@ DEFAULT_SUBMISSION = {
 def add_command(commands: typing.Any) -> None:
     """Add ``grade`` to the ``faultfirst`` command's subcommands."""
     limits = Limits()
-    bundle = grader.is_candidate_bundle()
+    bundle, tasks = grader.is_candidate_bundle(), grader.default_tasks()
     command = commands.add_parser(
         "grade",
         help=HELP[bundle],
@@ -87,9 +87,10 @@ def add_command(commands: typing.Any) -> None:
     )
     command.add_argument(
         "--tasks",
-        default=vocabulary.TASKS,
+        default=tasks,
         metavar="LIST",
-        help=f"comma-separated tasks to grade, or 'all' (default: {vocabulary.TASKS})",
+        help="comma-separated tasks to grade, or 'all' (default: those this installation's "
+        f"pytest grades, faultfirst_tasks in its pyproject.toml, else the core four: {tasks})",
     )
     reports = command.add_argument_group(
         "reports", "With several submissions, each PATH is a folder: one file per submission."

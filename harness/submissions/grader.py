@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,19 @@ def is_candidate_bundle() -> bool:
     which is ours without ``scenarios/hidden/``: what it says of itself then speaks to the
     candidate."""
     return (SCENARIOS / "conftest.py").is_file() and not HIDDEN.is_dir()
+
+
+def default_tasks() -> str:
+    """The tasks `faultfirst grade` grades unless told: those this installation's pytest grades,
+    ``faultfirst_tasks`` in its pyproject.toml (where a candidate's bundle names the candidate's
+    tasks), else the core four."""
+    try:
+        config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return vocabulary.TASKS
+    options = config.get("tool", {}).get("pytest", {}).get("ini_options", {})
+    tasks = options.get(vocabulary.ini_key("tasks")) if isinstance(options, dict) else None
+    return tasks if isinstance(tasks, str) and tasks.strip() else vocabulary.TASKS
 
 
 def check_installation() -> None:
