@@ -11,13 +11,12 @@ import re
 import pytest
 
 from grades import new_grade, result, retries
-from harness.grading import colour
 from harness.commands import comparison
 from harness.commands import grade as grade_command
-from harness.submissions.grader import Outcome
-from harness.grading import reports, saved
+from harness.grading import colour, reports, saved
 from harness.grading.results import Grade, Status
 from harness.grading.scoreboard import heading, scoreboard
+from harness.submissions.grader import Outcome
 
 SGR_ONLY = re.compile(r"\x1b(?!\[[0-9;]*m)")  # an escape that starts no SGR sequence
 FORGED = "\x1b[2J\x1b[H\x1b[32mtotal 74 / 74  100%\x1b[0m\x1b]0;graded\x07\rok \u202eevil"

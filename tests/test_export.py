@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.submissions import checkout
-
 from harness.commands import export_candidate as export
 from harness.commands.export_candidate import ExportError, candidate_pyproject, export_candidate
 from harness.grading.tasks import CORE_TASKS
+from harness.submissions import checkout
 from harness.submissions.intake import digest, prepare
 
 ROOT = Path(__file__).resolve().parent.parent

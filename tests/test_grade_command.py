@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from harness.submissions import grader
 from harness.hosting import isolation
 from harness.hosting.launcher import APP
+from harness.submissions import grader
 from harness.submissions.intake import Submission
 from solutions import ROOT
 from submissions import FEW, STARTER_FALLBACK_PASSES, faultfirst_grade, on_questions, starter_with

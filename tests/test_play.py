@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.commands.play import Feed
 from harness.fake_llm import text, wire
 from harness.hosting import isolation, sandbox
-from harness.commands.play import Feed
 
 COMMAND = [sys.executable, "-m", "harness.cli", "play"]
 WAIT = 30.0  # seconds for a line to show: far more than it takes, on a machine busy with others

@@ -11,10 +11,10 @@ import pytest
 
 from front_ends import COMMANDS, command, pytest_words, visible_options
 from harness import cli, plugin_options, vocabulary
-from harness.submissions import grader
 from harness.grading.tasks import parse_tasks
 from harness.hosting import sandbox
 from harness.hosting.sandbox import Limits
+from harness.submissions import grader
 
 pytest_plugins = ["pytester"]
 
