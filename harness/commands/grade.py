@@ -18,14 +18,14 @@ import typing
 from pathlib import Path
 
 from .. import vocabulary
-from ..grading import colour, saved
+from ..grading import colour, saved, scoreboard
 from ..grading.sanitize import one_line
 from ..grading.tasks import parse_tasks
 from ..hosting import isolation, sandbox
 from ..hosting.sandbox import Limits
 from ..submissions import grader
 from ..submissions.intake import ARCHIVES
-from . import comparison, report
+from . import comparison
 
 EXIT_UNDER_MIN_SCORE = 1
 EXIT_GRADER_ERROR = 2
@@ -276,7 +276,7 @@ def _grade_one(
         # Drawn here, where the terminal is, from the grade the run sent (the run leaves its
         # board out): the board `faultfirst report` prints from the saved JSON, by construction,
         # and coloured without letting any escape sequence of the run's output through.
-        report.print_board(saved.from_json(outcome.report), paint=paint)
+        scoreboard.print_board(saved.from_json(outcome.report).grade, paint=paint)
     _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
         print(f"{kind} report: {path}")

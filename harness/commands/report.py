@@ -9,13 +9,12 @@ Exit status: 0 when the reports are written; 2 when the file is no grade this fa
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import typing
 from pathlib import Path
 
 from ..grading import colour, gradescope, html_report, junit, reports, saved
-from ..grading.scoreboard import heading, scoreboard
+from ..grading.scoreboard import print_board
 from ..submissions.grader import deliver
 
 EXIT_NOT_A_GRADE = 2
@@ -72,15 +71,8 @@ def run(args: argparse.Namespace) -> int:
     }
     asked = {kind: getattr(args, kind) for kind in texts if getattr(args, kind) is not None}
     if not asked:
-        print_board(loaded, paint=colour.Paint(colour.wanted(args.color, sys.stdout)))
+        print_board(loaded.grade, paint=colour.Paint(colour.wanted(args.color, sys.stdout)))
     for kind, path in asked.items():
         deliver(texts[kind](), path)
         print(f"{kind} report: {path}")
     return 0
-
-
-def print_board(loaded: saved.SavedGrade, *, paint: colour.Paint) -> None:
-    """Print the score board as a pytest run ends with it: a heading across the terminal."""
-    print(heading(shutil.get_terminal_size().columns))
-    for line in scoreboard(loaded.grade, paint=paint):
-        print(line)

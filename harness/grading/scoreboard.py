@@ -6,6 +6,7 @@ The same board ends a pytest run, a `faultfirst grade` and a `faultfirst report`
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 
 from .colour import PLAIN, Paint
@@ -60,6 +61,12 @@ def scoreboard(
         lines += describe(result, evidence=evidence, paint=paint)
     return lines
 
+
+def print_board(grade: Grade, *, paint: Paint = PLAIN) -> None:
+    """Print the score board as a pytest run ends with it: a heading across the terminal."""
+    print(heading(shutil.get_terminal_size().columns))
+    for line in scoreboard(grade, paint=paint):
+        print(line)
 
 def heading(width: int) -> str:
     """The line above the board, as pytest writes it across a terminal `width` wide."""
