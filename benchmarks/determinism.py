@@ -17,6 +17,8 @@ round ends, tagged with a digest of the code that decides a grade (the harness, 
 starter, the reference, the mutants) and with how the round was run. `--summary FILE` reports
 every round FILE holds for the code as it is now and the same way of running, whichever sessions
 ran them: twenty rounds of every solution take hours on two cores, more than one sitting.
+A round run outside the proof's conditions (other work beside it, say) is marked in FILE with
+`"outside": "why"`: `--summary` lists it apart, with how it differs, and does not count it.
 """
 
 from __future__ import annotations
@@ -185,22 +187,45 @@ def _record(file: Path, code: str, results: dict[str, str], args: argparse.Names
 
 
 def _summary(file: Path, names: list[str], args: argparse.Namespace) -> int:
-    """Every recorded round of the code as it is now, graded the same way, as one report."""
+    """Every recorded round of the code as it is now, graded the same way, as one report.
+
+    A round whose record says it ran `outside` the proof's conditions (a load the script did not
+    make, say) is listed apart with its reason, and not counted: it is kept, not hidden."""
     code, way = code_digest(), _way(args)
     rounds = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
     rounds = [r for r in rounds if r["code"] == code and r["way"] == way]
+    counted = [r for r in rounds if not r.get("outside")]
+    if not counted:
+        print(f"no rounds recorded for code {code}, {way}: --jobs and --concurrency decide the way")
+        for round_ in rounds:
+            print(f"not counted: the round ended {round_['ended']}, {round_['outside']}")
+        return 1
+    outcomes = _tally(counted, names)
+    loads = sorted({round_["load"] for round_ in counted})
+    fewest = min((sum(seen.values()) for seen in outcomes.values()), default=0)
+    how = f"{len(counted)} rounds recorded for code {code} ({fewest} of every solution), {way}"
+    status = _report(outcomes, f"{how}; load: {'; '.join(loads) or 'none'}")
+    for round_ in rounds:
+        if round_.get("outside"):
+            _apart(round_, outcomes)
+    return status
+
+
+def _tally(rounds: list[dict[str, typing.Any]], names: list[str]) -> dict[str, collections.Counter[str]]:
     outcomes = {name: collections.Counter[str]() for name in names}
     for round_ in rounds:
         for name in names:
             if name in round_["outcomes"]:
                 outcomes[name][round_["outcomes"][name]] += 1
-    if not rounds:
-        print(f"no rounds recorded for code {code}, {way}: --jobs and --concurrency decide the way")
-        return 1
-    loads = sorted({round_["load"] for round_ in rounds})
-    fewest = min((sum(seen.values()) for seen in outcomes.values()), default=0)
-    how = f"{len(rounds)} rounds recorded for code {code} ({fewest} of every solution), {way}"
-    return _report(outcomes, f"{how}; load: {'; '.join(loads) or 'none'}")
+    return outcomes
+
+
+def _apart(round_: dict[str, typing.Any], counted: dict[str, collections.Counter[str]]) -> None:
+    """A round not counted: why, and where it differs from every counted round."""
+    print(f"not counted: the round ended {round_['ended']}, {round_['outside']}")
+    for name, outcome in round_["outcomes"].items():
+        if name in counted and outcome not in counted[name]:
+            print(f"      {name}: {outcome}")
 
 
 @contextlib.contextmanager

@@ -82,3 +82,21 @@ def test_no_round_of_this_code_and_way_is_a_failure_not_a_varied_list(
     printed = capsys.readouterr().out
     assert status == 1
     assert printed.startswith("no rounds recorded for code") and "VARIED" not in printed
+
+
+def test_a_round_run_outside_the_proofs_conditions_is_listed_apart(
+    determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record, code = tmp_path / "rounds.jsonl", determinism.code_digest()
+    determinism._record(record, code, {"reference": "165/165 [none failed]"}, options())
+    determinism._record(record, code, {"reference": "163/165 [x:failed]"}, options())
+    lines = record.read_text().splitlines()
+    overloaded = {**json.loads(lines[1]), "outside": "with other tests beside it"}
+    record.write_text(lines[0] + "\n" + json.dumps(overloaded) + "\n")
+
+    status = determinism._summary(record, ["reference"], options())
+
+    printed = capsys.readouterr().out
+    assert status == 0 and "1 rounds recorded" in printed and "VARIED" not in printed
+    assert "not counted: the round ended" in printed and "with other tests beside it" in printed
+    assert "reference: 163/165 [x:failed]" in printed
