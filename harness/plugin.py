@@ -357,7 +357,7 @@ def _isolation(chosen: str, mode: str) -> isolation.Level:
         level = isolation.Level(isolation.NONE, f"turned off ({option} none)")
     else:
         level = isolation.detect()
-    if chosen == "required" and not level.boxed:
+    if chosen == "required" and not level.enough:
         raise pytest.UsageError(f"{option} required, but {level.why_not}")
     return level
 

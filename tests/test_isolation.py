@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -68,8 +69,84 @@ def looking_app(folder: Path) -> Path:
 def test_boxes_are_the_levels_but_none() -> None:
     assert not isolation.Level(isolation.NONE, "boxes need root").boxed
     assert isolation.Level(isolation.BOXED).boxed and isolation.Level(isolation.NAMESPACES).boxed
+    assert isolation.Level(isolation.UID, "namespaces are refused").boxed
 
 
+def test_required_takes_the_uid_level_only_where_the_hidden_scenarios_are_private() -> None:
+    assert isolation.Level(isolation.BOXED).enough and isolation.Level(isolation.NAMESPACES).enough
+    assert isolation.Level(isolation.UID, "namespaces are refused").enough
+    assert not isolation.Level(isolation.UID, "...", shares_hidden=True).enough
+    assert not isolation.Level(isolation.NONE, "boxes need root").enough
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid level is root's")
+def test_root_where_namespaces_are_refused_gets_the_uid_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probed: list[list[str]] = []
+
+    def probe(command: list[str]) -> None:  # as a container's seccomp profile would answer
+        probed.append(command)
+        if "--no-namespaces" not in command:
+            raise isolation.IsolationError("this machine refused a box (unshare: not permitted)")
+
+    monkeypatch.setattr(isolation, "_probe", probe)
+    monkeypatch.setattr(isolation, "readable_by_others", lambda path: False)
+    level = isolation.detect.__wrapped__()
+    assert (level.name, level.enough) == (isolation.UID, True)
+    assert level.why_not.startswith("namespaces are refused (this machine refused a box")
+    assert "network" in level.why_not and "what every user may read" in level.why_not
+    assert len(probed) == 2
+
+    monkeypatch.setattr(isolation, "readable_by_others", lambda path: True)
+    shared = isolation.detect.__wrapped__()
+    assert (shared.name, shared.enough) == (isolation.UID, False)
+    assert f"chmod -R go-rwx {isolation.HIDDEN.parents[1]}" in shared.why_not
+
+
+def test_readable_by_others_needs_every_folder_above_crossable(tmp_path: Path) -> None:
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    tmp_path.chmod(0o755)
+    (tmp_path / "a").chmod(0o755)
+    folder.chmod(0o755)
+    assert isolation.readable_by_others(folder) == all(
+        parent.stat().st_mode & 0o001 for parent in folder.parents
+    )
+    (tmp_path / "a").chmod(0o700)
+    assert not isolation.readable_by_others(folder)
+    assert not isolation.readable_by_others(tmp_path / "missing")
+
+
+UID_LEVEL_RUNS = os.geteuid() == 0 and isolation.readable_by_others(Path(sys.executable))
+
+
+@pytest.mark.skipif(
+    not UID_LEVEL_RUNS, reason="needs root, and this Python runnable by other users"
+)
+def test_an_app_at_the_uid_level_keeps_to_its_uid_and_leaves_nothing(tmp_path: Path) -> None:
+    secret = tmp_path / "root-only.txt"
+    secret.write_text("the grader's")
+    secret.chmod(0o600)
+    folder = looking_app(tmp_path / "app")
+    with AppProcess(folder, {}, box=isolation.UID, limits=Limits()) as app:
+        seen = httpx.get(f"{app.url}/look", trust_env=False).json()
+        uid = seen["uid"]
+        home = isolation.HOMES / str(uid)
+        left = Path("/tmp") / f"faultfirst-test-left-by-{uid}"
+        read = subprocess.run(
+            ["cat", str(secret)], user=uid, group=uid, extra_groups=[], capture_output=True
+        )
+        subprocess.run(["touch", str(left)], user=uid, group=uid, extra_groups=[], check=True)
+        daemon = subprocess.Popen(
+            ["sleep", "300"], user=uid, group=uid, extra_groups=[], start_new_session=True
+        )
+    daemon.wait(timeout=10)
+    assert uid in isolation.UIDS and seen["cwd"] == str(home / "app")
+    assert read.returncode != 0 and not seen["app_writable"]
+    assert daemon.returncode == -9, "a setsid daemon of its uid ends with the app"
+    assert not home.exists() and not left.exists()
+    assert isolation._living(isolation.processes_of(uid)) == []
 
 
 @pytest.mark.parametrize("box", BOXES)

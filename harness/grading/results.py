@@ -64,7 +64,7 @@ class TaskScore:
 class Isolation:
     """How the app was kept from the grader (`harness.hosting.isolation`), as the reports say it."""
 
-    level: str = "none"  # uid+namespaces (root), namespaces (bubblewrap), or none
+    level: str = "none"  # uid+namespaces (root), namespaces (bubblewrap), uid (root), or none
     network: str = "shared"  # own: the grading run had a network namespace of its own
     note: str = ""  # at level none: why, and what to do
 
@@ -72,6 +72,8 @@ class Isolation:
         """One line for people."""
         if self.level == "none":
             return f"isolation: none — {self.note}" if self.note else "isolation: none"
+        if self.level == "uid":
+            return f"isolation: uid — the app ran as a user of its own; {self.note}"
         who = "as a user of its own" if self.level == "uid+namespaces" else "in a bubblewrap box"
         seen = "its own files and processes"
         seen += " and the fake provider" if self.network == "own" else "; the machine's network"

@@ -19,6 +19,12 @@ not the grader's files, its reports, the scenarios, other submissions, nor other
 provider on loopback); the grading run has a network namespace of its own where it can.
 
 If the keeper dies (its grading run was killed), the init dies with it, and so the whole box.
+
+Where namespaces are refused (a container's default seccomp profile, say) but root may still
+change uid, ``--no-namespaces`` makes a lesser box (`harness.hosting.isolation`'s ``uid`` level):
+no init and no file system of its own, only the app, as the box's uid, with its limits, in its own
+folder (``--app``, given to the uid by the grader) and no way back to root. Its processes are not
+ended by the kernel: the grader ends every process of the uid when the app stops.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None, serve: Serve | None = None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a stop is the app's to hear, not ours
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # ending by the app's signal dumps nothing
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if args.no_namespaces:
+        _uid_only(args, serve or functools.partial(_exec_uvicorn, args.python))
     _check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     status_read, status_write = os.pipe()
     init = os.fork()
@@ -96,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, required=True)
     parser.add_argument("--tmp-mb", type=int, default=64)
     parser.add_argument("--probe", action="store_true", help="build the box, run nothing")
+    parser.add_argument(
+        "--no-namespaces", action="store_true", help="only the uid and limits, in --app as it is"
+    )
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="-- then uvicorn's")
     return parser
 
@@ -185,7 +196,24 @@ def _pivot(root: str) -> None:
     _mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
 
 
-def _become_app(args: argparse.Namespace, serve: Serve) -> typing.NoReturn:
+def _uid_only(args: argparse.Namespace, serve: Serve) -> typing.NoReturn:
+    """The keeper of a box without namespaces: the app (or, probing, the app's Python saying
+    nothing) as the box's uid, in its folder; end as it ends."""
+    if args.probe:
+        serve = functools.partial(_exec_python_probe, args.python)
+    app = os.fork()
+    if app == 0:
+        _become_app(args, serve, folder=args.app)
+    _, status = os.waitpid(app, 0)
+    _end_as(_as_json(status))
+    os._exit(1)  # not reached: _end_as ends the process
+
+
+def _exec_python_probe(python: str, arguments: list[str], folder: str) -> typing.NoReturn:
+    os.execv(python, [python, "-I", "-c", "pass"])  # the uid can run the app's Python
+
+
+def _become_app(args: argparse.Namespace, serve: Serve, folder: str = "/app") -> typing.NoReturn:
     """In the app's process: limits, the box's uid and no way back, then uvicorn."""
     try:
         _limit(resource.RLIMIT_AS, args.memory_mb * MiB)
@@ -195,12 +223,13 @@ def _become_app(args: argparse.Namespace, serve: Serve) -> typing.NoReturn:
         os.setgroups([])
         os.setresgid(args.uid, args.uid, args.uid)
         os.setresuid(args.uid, args.uid, args.uid)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # set again: a change of uid clears it
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         try:
-            os.chdir("/app")
+            os.chdir(folder)
         except PermissionError:
             raise OSError("its folder is not readable by other users: chmod -R a+rX it") from None
-        serve([argument for argument in args.arguments if argument != "--"], "/app")
+        serve([argument for argument in args.arguments if argument != "--"], folder)
     except BaseException as error:
         print(f"faultfirst box: the app could not start: {error}", file=sys.stderr, flush=True)
         os._exit(125)

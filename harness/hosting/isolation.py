@@ -16,6 +16,16 @@
   namespaces: it sees no process but its own, and everything it starts ends with it; it keeps
   the grader's uid outside, which it can use on nothing it can reach. The network is the
   machine's: it could reach a service on loopback, another grade's fake provider among them.
+- ``uid`` (root where namespaces are refused, as a container's default seccomp profile refuses
+  them, but the uid may still change): each app runs as a uid of its own from `UIDS`, with its
+  limits, and no way back to root (`box`'s ``--no-namespaces``). It runs from a copy of its folder
+  in `HOMES` that only its uid can enter, with a ``TMPDIR`` of its own. It cannot read or write
+  what only root may (the grader's own files where they are root's alone, its memory and
+  environment), nor signal it; when it stops, every process of its uid ends (`end_processes_of`)
+  and what it left in the machine's shared temporary folders is removed. What every user may
+  read, it may read too, and it shares the machine's network and its list of processes. The
+  level says so, and ``--isolation required`` takes it only where the installation's hidden
+  scenarios are not readable by others (an exported Gradescope autograder's are not).
 - ``none`` (not Linux, a normal user without bubblewrap, or namespaces refused): the app runs as
   the grader's user, with resource limits only (`sandbox`); it can read and change what that
   user can. Grade distrusted code as root in a throwaway container or VM, or with
@@ -36,6 +46,7 @@ import pwd
 import random
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -47,6 +58,7 @@ from .sandbox import Limits
 
 BOXED = "uid+namespaces"  # root: a uid of its own, and namespaces
 NAMESPACES = "namespaces"  # a normal user: bubblewrap's namespaces, the grader's uid outside
+UID = "uid"  # root where namespaces are refused: a uid of its own, and a folder of its own
 NONE = "none"
 CHOICES = ("auto", "required", NONE)
 
@@ -58,6 +70,10 @@ STATE = Path("/run/faultfirst")  # root's alone: the uids' locks, the empty fold
 BOX = Path(__file__).with_name("box.py")
 SANDBOX = Path(__file__).with_name("sandbox.py")
 SANDBOX_IN_BOX = "/run/faultfirst/sandbox.py"  # where a bubblewrap box shows it
+HOMES = Path("/run/faultfirst-apps")  # root's, crossable by all: a uid-level app's own folder each
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")  # where any uid may leave files behind
+# This installation's hidden scenarios: what the ``uid`` level must find unreadable by others.
+HIDDEN = Path(__file__).resolve().parents[2] / "scenarios" / "hidden"
 TMP_MB = 64
 PROBE_TIMEOUT = 10.0
 
@@ -71,11 +87,18 @@ class Level:
     """The isolation this machine gives apps, and what stands in the way of a stronger one."""
 
     name: str
-    why_not: str = ""  # when `name` is none: why, and what to do
+    why_not: str = ""  # when `name` is none or uid: what stands in the way, and what to do
+    shares_hidden: bool = False  # uid: other users can read the hidden scenarios
 
     @property
     def boxed(self) -> bool:
-        return self.name in (BOXED, NAMESPACES)
+        return self.name in (BOXED, NAMESPACES, UID)
+
+    @property
+    def enough(self) -> bool:
+        """Whether it is what ``--isolation required`` asks: the app in a box, and nothing of the
+        grader's that matters within its reach."""
+        return self.boxed and not self.shares_hidden
 
 
 @functools.cache
@@ -85,8 +108,11 @@ def detect() -> Level:
         return Level(NONE, "boxes need Linux; grade distrusted code on a Linux VM as root")
     try:
         if os.geteuid() == 0:
-            with Lease.take() as lease:
-                _probe([*_box_command(lease.uid, Path("/"), sys.executable, Limits()), "--probe"])
+            try:
+                with Lease.take() as lease:
+                    _probe([*_box_command(lease.uid, Path("/"), sys.executable, Limits()), "--probe"])
+            except IsolationError as refused:
+                return _uid_level(refused)
             return Level(BOXED)
         if shutil.which("bwrap") is None:
             return Level(
@@ -98,6 +124,39 @@ def detect() -> Level:
         return Level(NAMESPACES)
     except IsolationError as error:
         return Level(NONE, f"{error}; grade distrusted code as root in a throwaway container or VM")
+
+
+def _uid_level(refused: IsolationError) -> Level:
+    """As root where namespaces are refused: a uid of its own, if this machine lets root change
+    uid and the uid can run the app's Python."""
+    try:
+        with Lease.take() as lease:
+            box = _box_command(lease.uid, Path("/"), sys.executable, Limits())
+            _probe([*box, "--no-namespaces", "--probe"])
+    except IsolationError as error:
+        raise IsolationError(
+            f"{refused}, and a uid of its own could not run the grader's Python either ({error}): "
+            "install faultfirst on a Python every user may run, such as the system's"
+        ) from None
+    shared = "its network, its list of processes and what every user may read are the machine's"
+    why = f"namespaces are refused ({refused}), so {shared}"
+    if not readable_by_others(HIDDEN):
+        return Level(UID, why)
+    fix = f"chmod -R go-rwx {HIDDEN.parents[1]}, or grade where namespaces work"
+    return Level(UID, f"{why}, the hidden scenarios among them: {fix}", shares_hidden=True)
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether a user with no rights on `path` but other users' could read it: every folder
+    above it crossable by others, and it readable by them. A missing path is nobody's to read."""
+    try:
+        path = path.resolve()
+        for folder in reversed(path.parents):
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return False
+        return bool(path.stat().st_mode & stat.S_IROTH)
+    except OSError:
+        return False
 
 
 def _probe(command: list[str]) -> None:
@@ -152,11 +211,74 @@ class Lease:
 
 
 def box_command(
-    lease: Lease, folder: Path, python: str, limits: Limits, uvicorn: list[str]
+    lease: Lease,
+    folder: Path,
+    python: str,
+    limits: Limits,
+    uvicorn: list[str],
+    *,
+    namespaces: bool = True,
 ) -> list[str]:
     """The command that runs ``python -m uvicorn UVICORN`` in a box as `lease`'s uid, with the
-    submission in `folder` at ``/app``."""
-    return [*_box_command(lease.uid, folder, python, limits), "--", *uvicorn]
+    submission in `folder` at ``/app``; without `namespaces` (the ``uid`` level), in `folder`
+    itself, an `AppHome`'s copy."""
+    command = _box_command(lease.uid, folder, python, limits)
+    return [*command, *([] if namespaces else ["--no-namespaces"]), "--", *uvicorn]
+
+
+class AppHome:
+    """A ``uid``-level app's own folder, ``HOMES/UID``: a copy of its submission folder (``app``,
+    root's and read-only, as a box's ``/app`` is) and a ``tmp`` of its own, in a folder only its
+    uid may enter, so no other app, nor anything else but root, sees either. `remove` takes it
+    away with whatever the uid left in the machine's shared temporary folders."""
+
+    def __init__(self, uid: int, folder: Path) -> None:
+        HOMES.mkdir(mode=0o711, exist_ok=True)
+        os.chmod(HOMES, 0o711)  # whatever made it: entered by name only
+        self.uid = uid
+        self.path = HOMES / str(uid)
+        shutil.rmtree(self.path, ignore_errors=True)  # a grading run killed before its stop
+        self.path.mkdir(mode=0o700)
+        self.app, self.tmp = self.path / "app", self.path / "tmp"
+        shutil.copytree(folder, self.app, symlinks=True)
+        subprocess.run(["chmod", "-R", "a+rX,go-w", str(self.app)], check=True)
+        self.tmp.mkdir(mode=0o700)
+        os.chown(self.tmp, uid, uid)
+        os.chown(self.path, uid, uid)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        for top in SHARED_TMP:
+            with contextlib.suppress(OSError), os.scandir(top) as entries:
+                for entry in entries:
+                    _remove_if_owned(entry, self.uid)
+
+
+def _remove_if_owned(entry: os.DirEntry[str], uid: int) -> None:
+    with contextlib.suppress(OSError):
+        if entry.stat(follow_symlinks=False).st_uid != uid:
+            return
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)  # by file descriptor on Linux: no link leads it astray
+        else:
+            os.unlink(entry.path)
+
+
+def end_processes_of(uid: int, python: str, attempts: int = 10) -> None:
+    """End every process of `uid`, those it forks meanwhile too, as the kernel ends a box's: a
+    process of ours, become `uid`, signals them all at once (``kill(-1)`` reaches every process
+    its sender may signal, which as `uid` is that uid's and no other's). It runs on `python`, the
+    app's, which the uid can run."""
+    kill_all = [python, "-I", "-S", "-c", "import os; os.kill(-1, 9)"]
+    for _ in range(attempts):
+        if not _living(processes_of(uid)):
+            return
+        subprocess.run(kill_all, user=uid, group=uid, extra_groups=[], check=False, cwd="/")
+
+
+def _living(pids: list[int]) -> list[int]:
+    """Those of `pids` not ended: a killed process stays a zombie until its parent reaps it."""
+    return [pid for pid in pids if (fields := sandbox.stat_fields(pid)) and fields[0] != b"Z"]
 
 
 def _box_command(uid: int, folder: Path, python: str, limits: Limits) -> list[str]:

@@ -109,6 +109,7 @@ class AppProcess:
         self._limit_hit: str | None = None
         self.box = box
         self._lease: isolation.Lease | None = None
+        self._home: isolation.AppHome | None = None  # the uid level's copy of the folder
         if box is not None:
             self.limits = limits or sandbox.Limits()
 
@@ -116,9 +117,11 @@ class AppProcess:
         """Start the app and wait until ``GET /healthz`` answers, or raise `AppDidNotStart`."""
         if not (self.folder / self.app.split(".")[0]).is_dir():
             raise AppDidNotStart(f"{self.folder} has no {self.app.split('.')[0]}/ folder to run")
-        if self.box == isolation.BOXED:
+        if self.box in (isolation.BOXED, isolation.UID):
             try:
                 self._lease = isolation.Lease.take()
+                if self.box == isolation.UID:
+                    self._home = isolation.AppHome(self._lease.uid, self.folder)
             except (isolation.IsolationError, OSError) as error:
                 raise AppDidNotStart(f"the grader could not box the app: {error}") from None
         self._socket = socket.socket()
@@ -163,6 +166,9 @@ class AppProcess:
         if self._process is not None:
             self._signal(signal.SIGKILL)  # what the app started and left running
             sandbox.kill_session(self._process.pid)
+        if self._home is not None and self._lease is not None:  # no namespace ended them all
+            isolation.end_processes_of(self._lease.uid, self.python)
+            self._home.remove()
         if self._lease is not None:
             self._lease.release()  # its box is gone, and every process of its uid with it
         if self._socket is not None:
@@ -220,8 +226,14 @@ class AppProcess:
     def _uvicorn(self, fd: str) -> list[str]:
         """uvicorn's arguments: serve the app on the listening socket `fd`."""
         uvicorn = [self.app, "--fd", fd, "--no-access-log", "--log-level", "warning"]
-        folder = "/app" if self.box is not None else str(self.folder)  # where a box shows it
-        return [*uvicorn, "--app-dir", folder]
+        return [*uvicorn, "--app-dir", self._app_dir()]
+
+    def _app_dir(self) -> str:
+        """Where the app finds its folder: at ``/app`` in a box, in its own copy at the uid
+        level, where it is otherwise."""
+        if self._home is not None:
+            return str(self._home.app)
+        return "/app" if self.box is not None else str(self.folder)
 
     def _command(self, fd: int) -> list[str]:
         uvicorn = self._uvicorn(str(fd))
@@ -229,6 +241,10 @@ class AppProcess:
             assert self.limits is not None
             if self._lease is None:
                 return isolation.bwrap_command(self.folder, self.python, self.limits, uvicorn)
+            if self._home is not None:
+                return isolation.box_command(
+                    self._lease, self._home.app, self.python, self.limits, uvicorn, namespaces=False
+                )
             return isolation.box_command(
                 self._lease, self.folder, self.python, self.limits, uvicorn
             )
@@ -262,7 +278,9 @@ class AppProcess:
 
     def _environment(self) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
-        if self.box is not None:
+        if self._home is not None:
+            env.update(HOME=str(self._home.tmp), TMPDIR=str(self._home.tmp))  # its own
+        elif self.box is not None:
             env.update(HOME="/tmp", TMPDIR="/tmp")  # its only writable folder
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.settings)

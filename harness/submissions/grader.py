@@ -346,14 +346,14 @@ def isolation_level(options: Options) -> isolation.Level:
     if options.isolation == isolation.NONE:
         return isolation.Level(isolation.NONE, "turned off (--isolation none)")
     level = isolation.detect()
-    if options.isolation == "required" and not level.boxed:
+    if options.isolation == "required" and not level.enough:
         raise GraderError(f"--isolation required, but {level.why_not}")
     return level
 
 
 def _child_isolation(options: Options) -> str:
     # Where boxes work, the child must use them, not fall back to none without a word.
-    if options.isolation == "auto" and isolation.detect().boxed:
+    if options.isolation == "auto" and isolation.detect().enough:
         return "required"
     return options.isolation
 
