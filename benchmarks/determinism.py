@@ -211,7 +211,9 @@ def _summary(file: Path, names: list[str], args: argparse.Namespace) -> int:
     return status
 
 
-def _tally(rounds: list[dict[str, typing.Any]], names: list[str]) -> dict[str, collections.Counter[str]]:
+def _tally(
+    rounds: list[dict[str, typing.Any]], names: list[str]
+) -> dict[str, collections.Counter[str]]:
     outcomes = {name: collections.Counter[str]() for name in names}
     for round_ in rounds:
         for name in names:
