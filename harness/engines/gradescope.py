@@ -114,10 +114,11 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--isolation",
         choices=ISOLATION_CHOICES,
         default="required",
-        help="required (the default): grade only where apps can be boxed, and otherwise "
-        "write a results.json saying the autograder cannot run; auto: grade unboxed where "
-        "Gradescope refuses boxes, where a submission could read the hidden scenarios and "
-        "forge its results",
+        help="required (the default): grade only where apps can be boxed (with namespaces, or "
+        "as a uid of their own where namespaces are refused: setup.sh makes the hidden "
+        "scenarios root's alone), and otherwise write a results.json saying the autograder "
+        "cannot run; auto: grade unboxed where Gradescope refuses even that, where a "
+        "submission could read the hidden scenarios and forge its results",
     )
     command.add_argument(
         "--install-deps",
