@@ -115,8 +115,9 @@ SETTINGS = (
         _one_of(*isolation.CHOICES),
         None,
         "subprocess mode: run each app in a box of its own, seeing only its files and "
-        "processes (auto: where the machine allows it, as root on Linux or with bubblewrap; "
-        f"required: refuse to grade where it does not; none: never) (default: {words.ISOLATION})",
+        "processes (auto: where the machine allows it, as root on Linux or with bubblewrap, "
+        "or as root with a uid and folder of its own where namespaces are refused; required: "
+        f"refuse to grade where none of these can run; none: never) (default: {words.ISOLATION})",
         choices=isolation.CHOICES,
     ),
     _Setting(

@@ -1,5 +1,6 @@
-"""Grade a solution the way a user does (``pytest scenarios --submission ...``), in a child
-process, and read its JSON report. Used by the calibration tests and `benchmarks/determinism.py`.
+"""Grade a solution the way a user does (``pytest scenarios --faultfirst-submission ...``), in a
+child process, and read its JSON report. Used by the calibration tests and
+`benchmarks/determinism.py`.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from solutions import ROOT, build_mutant
 from submissions import faultfirst_grade, starter_with
 
 TASKS = ["--tasks", "streaming"]
+PYTEST_TASKS = ["--faultfirst-tasks", "streaming"]
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 REPORTS = {"md": ".md", "html": ".html", "gradescope": ".json"}
 
@@ -92,10 +93,11 @@ def batch(submissions: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 def by_pytest(submissions: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Run:
     out = tmp_path_factory.mktemp("pytest")
     command = [sys.executable, "-m", "pytest", str(ROOT / "scenarios"), "-q", "-p", "no:randomly"]
-    command += ["--submission", str(submissions["ada"]), *TASKS, "--color=yes"]
-    command += ["--grade-json", str(out / "grade.json"), "--grade-md", str(out / "grade.md")]
-    command += ["--grade-html", str(out / "grade.html")]
-    command += ["--grade-gradescope", str(out / "gradescope.json")]
+    command += ["--faultfirst-submission", str(submissions["ada"]), *PYTEST_TASKS, "--color=yes"]
+    command += ["--faultfirst-json", str(out / "grade.json")]
+    command += ["--faultfirst-md", str(out / "grade.md")]
+    command += ["--faultfirst-html", str(out / "grade.html")]
+    command += ["--faultfirst-gradescope", str(out / "gradescope.json")]
     graded = subprocess.run(
         command, capture_output=True, text=True, timeout=240, cwd=ROOT, env=without("NO_COLOR")
     )

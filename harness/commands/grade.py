@@ -2,9 +2,8 @@
 
 Exit status: 0 whatever the scores; 1 when a submission scored under ``--min-score``; 3 when a
 submission could not be graded at all (an unreadable archive, an app that never started: the others
-are still graded);
-2 when the grader itself cannot run (a wrong option, scenarios missing, or `--isolation required`
-where apps cannot be boxed).
+are still graded); 2 when the grader itself cannot run (a wrong option, scenarios missing, or
+`--isolation required` where apps cannot be boxed).
 """
 
 from __future__ import annotations
@@ -174,8 +173,9 @@ def add_command(commands: typing.Any) -> None:
         default=vocabulary.ISOLATION,
         help="run each app in a box, seeing only its own files and processes (auto: where the "
         "machine allows it: as root on Linux, with a uid of its own and each grade in a network "
-        "of its own; as a normal user with bubblewrap; required: refuse to grade, exit 2, where "
-        f"it does not; none: never) (default: {vocabulary.ISOLATION})",
+        "of its own; as a normal user with bubblewrap; as root where namespaces are refused, "
+        "with a uid and a folder of its own only; required: refuse to grade, exit 2, where "
+        f"none of these can run; none: never) (default: {vocabulary.ISOLATION})",
     )
     limits_group = command.add_argument_group("limits")
     limits_group.add_argument(

@@ -258,7 +258,7 @@ async def test_other_questions_do_not_wait_for_a_batch(
     # each up to RELAY on a loaded machine: 0.8 s was crossed once in 16 busy determinism
     # rounds. Six relays leave room, and cost nothing: the scenario ends with that answer.
     fake_llm.always(f.ok(latency=6 * RELAY), prompt_contains=f"{question} (batch)")
-    batch = await jobs.Batch.start(client, slow)
+    await jobs.Batch.start(client, slow)
     await fake_llm.ledger.wait_for(
         lambda calls: len(calls) == len(slow), what="the batch to fill every slot"
     )
