@@ -1,6 +1,7 @@
 """The Gradescope autograder zip: what it holds, its scripts linted, and one submission graded end
 to end as Gradescope grades it (the zip unpacked into a fresh autograder root, setup.sh into a fresh
-virtualenv, run_autograder as root), a hostile one at that."""
+virtualenv, run_autograder as root), a hostile one at that; and again as in a container whose
+seccomp profile refuses namespaces (`seccomp_profile`), as Docker's default one does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import typing
 import uuid
 import zipfile
@@ -22,6 +24,8 @@ from harness.engines import gradescope
 from harness.engines.autograder import ROOT_VARIABLE, SETTINGS, submission_source
 from harness.engines.gradescope import ExportError, export_gradescope
 from harness.hosting import isolation
+
+import seccomp_profile
 from solutions import ROOT
 from submissions import starter_with
 from test_export import HIDDEN, PUBLIC
@@ -32,14 +36,21 @@ TOOLS = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 SHELLCHECK = shutil.which("shellcheck", path=TOOLS)
 MARKER = uuid.uuid4().hex[:12]
 
-# Appended to the starter's app.py: at every start of its app it looks for the autograder's
-# files and tries to write results.json. Boxed, it finds nothing and writes nothing, and the app
-# runs as the starter; anything it finds or writes crashes the app, saying so in every test.
+# Appended to the starter's app.py: at every start of its app it reads the autograder's folders
+# and tries to write results.json. Boxed, it reads nothing and writes nothing, and the app runs
+# as the starter; anything it reads or writes crashes the app, saying so in every test. (In a box
+# with namespaces the folders are not there at all; at the uid level they are, and closed to it.)
 ATTACK = """
     import os
 
     def _attack():
-        found = [path for path in ("@SOURCE@", "@HIDDEN@", "@RESULTS@") if os.path.exists(path)]
+        found = []
+        for path in ("@SOURCE@", "@HIDDEN@", "@SOURCE@/faultfirst-autograder.json"):
+            try:
+                seen = os.listdir(path) if os.path.isdir(path) else open(path).read()
+            except OSError:
+                continue
+            found.append(f"read {path}: {seen}")
         for path in ("@RESULTS@/results.json", "@RESULTS@/forged-@MARKER@"):
             try:
                 with open(path, "w") as file:
@@ -85,7 +96,8 @@ def test_the_zip_holds_the_scripts_at_its_root_and_the_whole_grader(tmp_path: Pa
     hidden = {f"faultfirst/scenarios/hidden/{path.name}"
               for path in (ROOT / "scenarios" / "hidden").glob("test_*.py")}  # fmt: skip
     assert hidden and hidden <= set(entries)
-    assert "faultfirst/harness/submissions/grader.py" in entries and "faultfirst/exercise_app/app.py" in entries
+    assert "faultfirst/harness/submissions/grader.py" in entries
+    assert "faultfirst/exercise_app/app.py" in entries
     assert not [name for name in entries if "__pycache__" in name or "/tests/" in name]
     assert settings["tasks"] == "streaming,retries" and settings["isolation"] == "required"
     assert settings["grader"].startswith("sha256:") and settings["files"] == len(entries) - 4
@@ -191,39 +203,63 @@ def check_gradescope_shape(results: dict[str, typing.Any]) -> None:
         assert test["visibility"] in VISIBILITIES and test["status"] in {"passed", "failed"}
 
 
-@pytest.mark.skipif(
-    not isolation.detect().boxed, reason=f"no boxes here: {isolation.detect().why_not}"
-)
-def test_gradescope_runs_the_zip_on_a_hostile_submission(tmp_path: Path) -> None:
-    """Slow (a virtualenv installed, one task graded): about a minute."""
-    archive = exported(tmp_path / "exported", "--tasks", "streaming")
-    root = tmp_path / "autograder"  # as Gradescope lays it out
-    unzip(archive, root / "source")
-    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
-    (root / "results").mkdir()
-    hidden = root / "source" / "faultfirst" / "scenarios" / "hidden"
-    attack = ATTACK.replace("@SOURCE@", str(root / "source")).replace("@HIDDEN@", str(hidden))
-    attack = attack.replace("@RESULTS@", str(root / "results")).replace("@MARKER@", MARKER)
-    starter_with(root / "submission", app_py=attack)
+SYSTEM_PYTHON = Path("/usr/bin/python3")
 
-    python = tmp_path / "python"
-    subprocess.run([sys.executable, "-m", "venv", str(python)], check=True, timeout=120)
-    interpreter = python / "bin" / "python"
-    environment = {**os.environ, ROOT_VARIABLE: str(root), "FAULTFIRST_PYTHON": str(interpreter)}
-    setup = subprocess.run(
-        ["bash", str(root / "source" / "setup.sh")],
-        cwd=root, env=environment, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert setup.returncode == 0, setup.stdout + setup.stderr
-    assert "is ready to grade streaming" in setup.stdout
-    assert (root / "source" / "faultfirst-python").read_text().strip() == str(interpreter)
-    assert stat.S_IMODE(hidden.stat().st_mode) & 0o077 == 0  # root's alone
 
+@pytest.fixture(scope="module")
+def gradescope_root() -> typing.Iterator[Path]:
+    """An autograder root laid out as Gradescope lays it out, its setup.sh run: the zip of one
+    task unpacked into ``source/``, a hostile submission, an empty ``results/``, and the grader's
+    dependencies installed into a fresh virtualenv. As in Gradescope's image, that Python (the
+    system's, where there is one) and the folders above the root may be used by every user: an
+    app at the ``uid`` level runs that Python, and sees the root's folders exist. Slow: about a
+    minute, most of it pip."""
+    place = Path(tempfile.mkdtemp(prefix="faultfirst-gradescope-"))
+    try:
+        place.chmod(0o755)
+        archive = exported(place / "exported", "--tasks", "streaming")
+        root = place / "autograder"
+        unzip(archive, root / "source")
+        shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
+        (root / "results").mkdir()
+        hidden = root / "source" / "faultfirst" / "scenarios" / "hidden"
+        attack = ATTACK.replace("@SOURCE@", str(root / "source")).replace("@HIDDEN@", str(hidden))
+        attack = attack.replace("@RESULTS@", str(root / "results")).replace("@MARKER@", MARKER)
+        starter_with(root / "submission", app_py=attack)
+
+        base = str(SYSTEM_PYTHON) if SYSTEM_PYTHON.exists() else sys.executable
+        subprocess.run([base, "-m", "venv", str(place / "python")], check=True, timeout=120)
+        interpreter = place / "python" / "bin" / "python"
+        environment = {**os.environ, ROOT_VARIABLE: str(root)}
+        environment["FAULTFIRST_PYTHON"] = str(interpreter)
+        setup = subprocess.run(
+            ["bash", str(root / "source" / "setup.sh")],
+            cwd=root, env=environment, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert setup.returncode == 0, setup.stdout + setup.stderr
+        assert "is ready to grade streaming" in setup.stdout
+        assert (root / "source" / "faultfirst-python").read_text().strip() == str(interpreter)
+        assert stat.S_IMODE(hidden.stat().st_mode) & 0o077 == 0  # root's alone
+        yield root
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def run_autograder(root: Path, *before: str) -> subprocess.CompletedProcess[str]:
+    """``run_autograder`` as Gradescope runs it: as root, from the root, with little of our
+    environment; `before`: a command that runs it (``seccomp_profile``)."""
     as_gradescope = {"PATH": os.environ["PATH"], "HOME": "/root", ROOT_VARIABLE: str(root)}
-    run = subprocess.run(
-        [str(root / "run_autograder")],
+    return subprocess.run(
+        [*before, str(root / "run_autograder")],
         cwd=root, env=as_gradescope, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
+
+
+def check_graded_and_unharmed(
+    root: Path, run: subprocess.CompletedProcess[str], level: str
+) -> None:
+    """results.json holds the hostile starter's grade of the streaming task, at isolation
+    `level`, and the submission found and forged nothing."""
     assert run.returncode == 0, run.stdout + run.stderr
     text = (root / "results" / "results.json").read_text()
     results = json.loads(text)
@@ -231,8 +267,8 @@ def test_gradescope_runs_the_zip_on_a_hostile_submission(tmp_path: Path) -> None
 
     settings = json.loads((root / "source" / SETTINGS).read_text())
     assert f"grader {settings['grader']}" in run.stdout
-    assert f"isolation: {isolation.detect().name}" in run.stdout
-    assert results["extra_data"]["isolation"] == isolation.detect().name
+    assert f"isolation: {level}" in run.stdout
+    assert results["extra_data"]["isolation"] == level
     streaming = [mark for mark in PUBLIC + HIDDEN if mark.task == "streaming"]
     tests = results["tests"]
     assert len(tests) == len(streaming)
@@ -244,6 +280,31 @@ def test_gradescope_runs_the_zip_on_a_hostile_submission(tmp_path: Path) -> None
     assert "FOUND" not in text and results["score"] != 1000
     assert not list((root / "results").glob("forged-*"))
     assert sorted(path.name for path in (root / "results").iterdir()) == ["results.json"]
+
+
+@pytest.mark.skipif(
+    not isolation.detect().boxed, reason=f"no boxes here: {isolation.detect().why_not}"
+)
+def test_gradescope_runs_the_zip_on_a_hostile_submission(gradescope_root: Path) -> None:
+    run = run_autograder(gradescope_root)
+    check_graded_and_unharmed(gradescope_root, run, isolation.detect().name)
+
+
+@pytest.mark.skipif(not seccomp_profile.available(), reason="needs root, Linux and libseccomp")
+def test_in_a_container_refusing_namespaces_the_zip_grades_at_the_uid_level(
+    gradescope_root: Path,
+) -> None:
+    """As in a Docker container's default seccomp profile: the probes find namespaces refused,
+    `--isolation required` takes the uid level (setup.sh made the hidden scenarios root's
+    alone), and the hostile submission, now seeing that the autograder's folders exist, can
+    still read and write none of them."""
+    python = Path((gradescope_root / "source" / "faultfirst-python").read_text().strip())
+    if not isolation.readable_by_others(python):
+        pytest.skip("no Python here that other users may run")
+    refusing = [sys.executable, seccomp_profile.__file__]
+    run = run_autograder(gradescope_root, *refusing)
+    check_graded_and_unharmed(gradescope_root, run, isolation.UID)
+    assert "namespaces are refused" in run.stdout
 
 
 def test_help_says_what_the_zip_does_and_what_each_option_means() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,9 @@ from harness import cli
 from harness.hosting import isolation
 from harness.hosting.launcher import AppDidNotStart, AppProcess
 from harness.hosting.sandbox import Limits
+
+import seccomp_profile
+from solutions import ROOT
 
 LEVEL = isolation.detect()
 boxed = pytest.mark.skipif(not LEVEL.boxed, reason=f"no boxes here: {LEVEL.why_not}")
@@ -125,9 +129,9 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 @pytest.fixture(scope="module")
 def python_for_others() -> typing.Iterator[str]:
-    """A Python with uvicorn and starlette that a uid of a box may run, as a container's system
-    Python is: this one if it is (a Python under /root is not), else a virtualenv of the system's
-    in a folder every user may cross."""
+    """A Python with uvicorn, starlette and httpx (what the launcher and an app import) that a
+    uid of a box may run, as a container's system Python is: this one if it is (a Python under
+    /root is not), else a virtualenv of the system's in a folder every user may cross."""
     if isolation.readable_by_others(Path(sys.executable)):
         yield sys.executable
         return
@@ -138,9 +142,9 @@ def python_for_others() -> typing.Iterator[str]:
         folder.chmod(0o755)
         subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(folder)], check=True, timeout=120)
         python = folder / "bin" / "python"
-        install = [str(python), "-m", "pip", "install", "-q", "starlette", "uvicorn"]
+        install = [str(python), "-m", "pip", "install", "-q", "starlette", "uvicorn", "httpx"]
         if subprocess.run(install, capture_output=True, timeout=300).returncode != 0:
-            pytest.skip("the system's Python could not get uvicorn and starlette here")
+            pytest.skip("the system's Python could not get uvicorn, starlette and httpx here")
         yield str(python)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -173,6 +177,48 @@ def test_an_app_at_the_uid_level_keeps_to_its_uid_and_leaves_nothing(
     assert daemon.returncode == -9, "a setsid daemon of its uid ends with the app"
     assert not home.exists() and not left.exists()
     assert isolation._living(isolation.processes_of(uid)) == []
+
+
+# Under a container's seccomp profile (`seccomp_profile`): which level the real probes find, and
+# an app started at it. Printed as one JSON line.
+UNDER_SECCOMP = """
+    import ctypes, json, sys, urllib.request
+    from pathlib import Path
+    sys.path.insert(0, @ROOT@)
+    from harness.hosting import isolation
+    from harness.hosting.launcher import AppProcess
+    from harness.hosting.sandbox import Limits
+
+    level = isolation.detect()
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with AppProcess(Path(@APP@), {}, box=level.name, limits=Limits()) as app:
+        seen = json.load(direct.open(app.url + "/look", timeout=10))
+    print(json.dumps({
+        "level": level.name,
+        "why": level.why_not,
+        "own_user_namespace": ctypes.CDLL(None).unshare(0x10000000) == 0,
+        "app": seen,
+    }))
+"""
+
+
+@pytest.mark.skipif(not seccomp_profile.available(), reason="needs root, Linux and libseccomp")
+def test_under_a_containers_seccomp_profile_the_probes_choose_the_uid_level(
+    tmp_path: Path, python_for_others: str
+) -> None:
+    folder = looking_app(tmp_path / "app")
+    script = textwrap.dedent(UNDER_SECCOMP)
+    script = script.replace("@ROOT@", repr(str(ROOT))).replace("@APP@", repr(str(folder)))
+    command = [sys.executable, seccomp_profile.__file__, python_for_others, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert not seen["own_user_namespace"], "the profile let a namespace be made"
+    assert seen["level"] == isolation.UID, seen["why"]
+    assert seen["why"].startswith("namespaces are refused")
+    assert seen["app"]["uid"] in isolation.UIDS
+    assert seen["app"]["cwd"] == str(isolation.HOMES / str(seen["app"]["uid"]) / "app")
+    assert not seen["app"]["own_user_namespace"]
 
 
 @pytest.mark.parametrize("box", BOXES)
