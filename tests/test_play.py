@@ -219,7 +219,7 @@ def test_the_help_says_what_each_kind_of_line_is() -> None:
     for told in ("in time order", "'app' for what the app prints", "'user' for a user who left",
                  "'llm' for each call", "when it starts", "when it ends", "the app hung up"):
         assert told in words
-    for option in ("--profile", "--app", "--port", "--seed"):
+    for option in ("--profile", "--submission", "--port", "--seed"):
         assert option in shown
 
 

@@ -302,7 +302,9 @@ def test_without_boxes_a_killed_grading_run_is_not_graded_rather_than_forged(
     outcome = faultfirst_grade(forge, *FEW, "--isolation", "none", "--json", tmp_path / "g.json")
     assert outcome.returncode == 3, outcome.stdout + outcome.stderr
     assert "was not graded: the grading run was killed by SIGKILL" in outcome.stderr
-    assert not (tmp_path / "g.json").exists()
+    record = json.loads((tmp_path / "g.json").read_text())  # why it was not graded, no score
+    assert record["schema"] == "faultfirst-not-graded" and "score" not in record
+    assert "the grading run was killed by SIGKILL" in record["reason"]
 
 
 def test_pytest_on_another_folder_runs_its_app_outside_the_grader(tmp_path: Path) -> None:

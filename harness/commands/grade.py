@@ -270,13 +270,13 @@ def _grade_one(
         echo=lambda line: print(line, end="", flush=True),
         warn=_warning,
     )
-    if not outcome.graded:
-        print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
-    else:
+    if outcome.report is not None:  # an app that never started has a grade saying so
         # Drawn here, where the terminal is, from the grade the run sent (the run leaves its
         # board out): the board `faultfirst report` prints from the saved JSON, by construction,
         # and coloured without letting any escape sequence of the run's output through.
         scoreboard.print_board(saved.from_json(outcome.report).grade, paint=paint)
+    if not outcome.graded:
+        print(f"faultfirst grade: {name} was not graded: {outcome.reason}", file=sys.stderr)
     _warn_of_changed_grader(outcome)
     for kind, path in outcome.reports.items():
         print(f"{kind} report: {path}")
