@@ -4,9 +4,12 @@ Not a test: a script that prints figures, for the README and for spotting a slow
 
     python benchmarks/fake_llm_throughput.py                  # 1, 50 and 200 concurrent streams
     python benchmarks/fake_llm_throughput.py --levels 200 --tokens 300 --token-delay 0.01
+    python benchmarks/fake_llm_throughput.py --aimock FOLDER    # @copilotkit/aimock, the same way
 
 The issue's target, on the 2-core machine: 200 concurrent streams, >= 5,000 tokens/s in total,
-< 5 ms added latency per token.
+< 5 ms added latency per token. Then at most 40 us of server CPU per token at 200 streams, which
+was aimock's figure on the same machine and workload: a machine's speed varies from day to day, so
+`--aimock` measures it again beside the fake, in the same session.
 
 How it measures. The fake (`FakeLLM`, uvicorn in its own thread) runs in this process, which does
 nothing else while a level runs. The load comes from a second process (multiprocessing, "spawn"),
@@ -48,12 +51,16 @@ import json
 import math
 import multiprocessing
 import os
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import typing
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 
 TARGET_STREAMS = 200
 TARGET_TOKENS_PER_S = 5_000
@@ -92,11 +99,8 @@ def client_main(
     conn.close()
 
 
-BODY = {
-    "model": "fake-large",
-    "stream": True,
-    "messages": [{"role": "user", "content": "Summarise the benchmark abstracts."}],
-}
+USER = "Summarise the benchmark abstracts."
+BODY = {"model": "fake-large", "stream": True, "messages": [{"role": "user", "content": USER}]}
 
 
 class _Load:
@@ -288,8 +292,93 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 # -- the server process (this one) -----------------------------------------------------------------
 
 
+class Server(typing.Protocol):
+    """What a level needs of the provider it loads: where it serves, how to make it stream
+    `tokens` tokens `token_delay` apart, and the CPU it has used so far."""
+
+    base_url: str
+
+    def prepare(self, tokens: int, token_delay: float) -> None: ...
+
+    def cpu_seconds(self) -> float: ...
+
+
+class OurFake:
+    """The fake, in this process: its CPU is this process's, whose main thread only waits."""
+
+    def __init__(self, fake: typing.Any) -> None:
+        self.fake = fake
+        self.base_url = fake.base_url
+
+    def prepare(self, tokens: int, token_delay: float) -> None:
+        from harness.fake_llm import faults as f
+
+        self.fake.reset()
+        self.fake.always(f.ok(tokens=tokens, token_delay=token_delay))
+
+    def cpu_seconds(self) -> float:
+        return time.process_time()
+
+
+class Aimock:
+    """`@copilotkit/aimock` (`npm install @copilotkit/aimock` in FOLDER), run by node on the same
+    workload: a fixture of `tokens` five-character chunks, each `token_delay` after the last
+    (``--latency``; aimock waits that long before its role chunk too). Its CPU is read from
+    /proc, its threads included."""
+
+    def __init__(self, folder: Path, tokens: int, token_delay: float) -> None:
+        cli = folder / "node_modules" / "@copilotkit" / "aimock" / "dist" / "cli.js"
+        if not cli.is_file():
+            raise SystemExit(f"no aimock in {folder}: run `npm install @copilotkit/aimock` there")
+        self._folder = tempfile.TemporaryDirectory()
+        fixture = Path(self._folder.name) / "fixture.json"
+        answer = {"match": {"userMessage": USER}, "response": {"content": "word " * tokens}}
+        fixture.write_text(json.dumps({"fixtures": [answer]}))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [
+                *("node", str(cli), "--port", str(port), "--fixtures", str(fixture)),
+                *("--latency", f"{token_delay * 1e3:g}", "--chunk-size", "5"),
+                *("--log-level", "silent"),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self._wait_listening(port)
+        self.workload = (tokens, token_delay)
+
+    def _wait_listening(self, port: int) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"aimock exited with status {self.process.returncode}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise SystemExit("aimock did not listen within 30 s")
+
+    def prepare(self, tokens: int, token_delay: float) -> None:
+        assert (tokens, token_delay) == self.workload, "aimock serves the workload it started with"
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._folder.cleanup()
+
+
 def run_level(
-    fake: typing.Any, streams: int, tokens: int, token_delay: float, client: str = "raw"
+    server: Server, streams: int, tokens: int, token_delay: float, client: str = "raw"
 ) -> tuple[LevelResult, float, float | None, float]:
     """One level: a fresh client process, the server's CPU use measured around its load.
 
@@ -298,27 +387,24 @@ def run_level(
     level that ran beside someone else's load says so. Last, the server's CPU seconds per token
     delivered, in microseconds (nan if none came).
     """
-    fake.reset()
-    from harness.fake_llm import faults as f
-
-    fake.always(f.ok(tokens=tokens, token_delay=token_delay))
+    server.prepare(tokens, token_delay)
     context = multiprocessing.get_context("spawn")
     here, there = context.Pipe()
     process = context.Process(
         target=client_main,
-        args=(there, fake.base_url, streams, tokens, token_delay, client),
+        args=(there, server.base_url, streams, tokens, token_delay, client),
         daemon=True,
     )
     process.start()
     try:
         if not here.poll(60) or here.recv() != "ready":
             raise RuntimeError("the client process did not start")
-        busy0, cpu0, wall0 = _machine_busy(), time.process_time(), time.perf_counter()
+        busy0, cpu0, wall0 = _machine_busy(), server.cpu_seconds(), time.perf_counter()
         here.send("go")
         # Generous: the level lasts tokens x token_delay plus the ramp; a stuck run still ends.
         if not here.poll(tokens * token_delay * 5 + 60) or here.recv() != "done":
             raise RuntimeError("the client process did not finish")
-        busy1, cpu1, wall1 = _machine_busy(), time.process_time(), time.perf_counter()
+        busy1, cpu1, wall1 = _machine_busy(), server.cpu_seconds(), time.perf_counter()
         if not here.poll(60):
             raise RuntimeError("the client process sent no figures")
         result: LevelResult = here.recv()
@@ -415,6 +501,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the load's HTTP client: bare asyncio connections (default; 2.5x cheaper per token, "
         "so the client does not saturate its core at 200 streams) or httpx.AsyncClient",
     )
+    parser.add_argument(
+        "--aimock",
+        type=Path,
+        metavar="FOLDER",
+        help="measure @copilotkit/aimock instead of the fake, on the same workload and client: "
+        "FOLDER is where `npm install @copilotkit/aimock` was run (node must be on PATH)",
+    )
     args = parser.parse_args(argv)
     if args.tokens < 3 * SETTLE_TOKENS or args.token_delay <= 0 or any(n < 1 for n in args.levels):
         parser.error(f"need --tokens >= {3 * SETTLE_TOKENS}, --token-delay > 0 and levels >= 1")
@@ -423,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
 
     floor_p50, floor_p99 = timer_floor()
     print(
-        f"fake LLM throughput: {args.tokens} tokens per stream, {args.token_delay * 1e3:g} ms "
+        f"{'aimock' if args.aimock else 'fake LLM'} throughput: {args.tokens} tokens per stream, "
+        f"{args.token_delay * 1e3:g} ms "
         f"apart ({1 / args.token_delay:g} tokens/s per stream); {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}; server and {args.client} clients in two processes, loopback"
     )
@@ -431,14 +525,24 @@ def main(argv: list[str] | None = None) -> int:
         f"timer floor: an idle asyncio.sleep wakes {floor_p50:.2f} ms late (p50), "
         f"{floor_p99:.2f} ms (p99) on this machine"
     )
-    fake = FakeLLM()
-    fake.start()
     rows = []
-    try:
-        for streams in args.levels:
-            rows.append(run_level(fake, streams, args.tokens, args.token_delay, args.client))
-    finally:
-        fake.stop()
+    if args.aimock is not None:
+        aimock = Aimock(args.aimock, args.tokens, args.token_delay)
+        try:
+            for streams in args.levels:
+                rows.append(run_level(aimock, streams, args.tokens, args.token_delay, args.client))
+        finally:
+            aimock.stop()
+    else:
+        fake = FakeLLM()
+        fake.start()
+        try:
+            for streams in args.levels:
+                rows.append(
+                    run_level(OurFake(fake), streams, args.tokens, args.token_delay, args.client)
+                )
+        finally:
+            fake.stop()
 
     print(
         "\nPer level: streams completed (of those started) and the most open at once; in the steady"

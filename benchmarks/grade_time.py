@@ -1,7 +1,7 @@
 """How long a full grade of the reference takes: public and hidden scenarios, in one app mode.
 
     python benchmarks/grade_time.py [--mode subprocess|thread|command] [--runs 3] [--tasks all]
-                                    [--concurrency N]
+                                    [--concurrency N] [--also-import MODULE]
 
 Prints the wall time of ``pytest scenarios`` against the reference (from starting pytest to its
 exit; ``--mode command`` times ``faultfirst grade`` instead, which adds taking the submission
@@ -13,7 +13,9 @@ too, the floor no grading harness could go below while running the scenarios one
 and the wall time's ratio to it: under 1 once scenarios run side by side (``--concurrency``,
 default: as ``faultfirst grade`` chooses). The CPU is the whole machine's over the grade (Linux's
 ``/proc/stat``), so it counts the apps, boxed or not, and the template they are forked from:
-run it on an otherwise idle machine.
+run it on an otherwise idle machine. ``--also-import openai`` grades the reference with that
+import added to its app, as a submission built on the SDK would be: what its import costs a
+grade, once its apps' template has loaded it ahead of them (`harness.hosting.preload`).
 """
 
 from __future__ import annotations
@@ -42,10 +44,16 @@ def main() -> int:
         "--tasks", help="the tasks to grade, as `--tasks` takes them (default: the core four)"
     )
     parser.add_argument("--concurrency", default="auto", help="scenarios at once (default: auto)")
+    parser.add_argument(
+        "--also-import", metavar="MODULE", help="add `import MODULE` to the reference's app"
+    )
     args = parser.parse_args()
     walls, inside, cpus = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         reference = build("reference", Path(folder))
+        if args.also_import:
+            with (reference / "exercise_app" / "app.py").open("a") as app:
+                app.write(f"\nimport {args.also_import}  # noqa: E402, F401\n")
         for _ in range(args.runs):
             started, cpu = time.monotonic(), _machine_cpu()
             if args.mode == "command":
@@ -65,8 +73,9 @@ def main() -> int:
             one_at_a_time = grade(reference, mode="thread", tasks=args.tasks, concurrency="1")
     count = len(report["scenarios"])
     tasks = args.tasks or "the core four"
+    also = f" importing {args.also_import}" if args.also_import else ""
     print(
-        f"full grade of the reference, {count} scenarios ({tasks}), {args.mode} mode, "
+        f"full grade of the reference{also}, {count} scenarios ({tasks}), {args.mode} mode, "
         f"concurrency {args.concurrency}, {args.runs} runs"
     )
     print(f"  wall time:         {_range(walls)}")

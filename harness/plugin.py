@@ -36,7 +36,7 @@ from .grading.colour import Paint
 from .grading.evidence import UserActivity
 from .grading.results import Isolation
 from .grading.session import GradingSession, ScenarioRun
-from .hosting import isolation
+from .hosting import isolation, preload
 from .hosting.app_pool import AppPool, RunningApp
 from .hosting.launcher import SCENARIO_SETTINGS, AppSettings, forkable, scenario_settings
 from .hosting.template import SharedTemplate
@@ -49,6 +49,7 @@ RUN_TIMER = pytest.StashKey[threading.Timer]()
 RUN = pytest.StashKey[ScenarioRun]()
 NEXT = pytest.StashKey["pytest.Item | None"]()
 FORKED = pytest.StashKey[bool]()  # apps are forked from a template (`harness.hosting.template`)
+SHARED = pytest.StashKey[tuple[str, ...]]()  # what that template imports ahead (`preload`)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,6 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
     box = level.name if level.boxed else None
     if settings.isolated_network:
         isolation.bring_loopback_up()
+    forked = mode == "subprocess" and forkable(python, box, limits)
+    share = config.stash[SHARED] = preload.shared_imports(submission) if forked else ()
     config.stash[SESSION] = GradingSession(
         submission=submission,
         tasks=settings.tasks,
@@ -91,11 +94,11 @@ def pytest_configure(config: pytest.Config) -> None:
         app_mode=mode,
         time_limit=settings.scenario_timeout,
         pool=lambda template: AppPool(
-            submission, mode, limits=limits, python=python, box=box, template=template
+            submission, mode, limits=limits, python=python, box=box, template=template, share=share
         ),
         label=settings.submission_label,
     )
-    config.stash[FORKED] = mode == "subprocess" and forkable(python, box, limits)
+    config.stash[FORKED] = forked
     network = "own" if settings.isolated_network else "shared"
     config.stash[SESSION].grade.isolation = Isolation(level.name, network, level.why_not)
 
@@ -164,7 +167,7 @@ def _shared_template(config: pytest.Config, lanes: int) -> SharedTemplate | None
     if not config.stash[FORKED]:
         return None
     try:
-        return SharedTemplate(lanes)
+        return SharedTemplate(lanes, config.stash[SHARED])
     except OSError:
         return None
 

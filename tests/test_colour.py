@@ -4,9 +4,12 @@ test_report_command.py."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import re
+import threading
+import typing
 
 import pytest
 
@@ -116,6 +119,32 @@ def test_the_batch_estimates_the_time_left_from_its_pace_so_far(
         "  [ 2/10] bob: not graded (no exercise_app/); about 2m 40s left",
     ]
     assert lines[-1] == "  [10/10] eve: not graded (x)"  # none left: no estimate
+
+
+def test_a_batch_says_one_finished_before_it_says_the_next_is_starting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two at a time, three to grade, bob last (he waits until carol has been graded): the lines
+    never show more than two being graded at once."""
+    carol_graded = threading.Event()
+
+    def graded(source: str, *_: object, **__: object) -> Outcome:
+        if source == "bob":
+            assert carol_graded.wait(10)
+        if source == "carol":
+            carol_graded.set()
+        return Outcome(source, source, "not graded", reason="no exercise_app/")
+
+    monkeypatch.setattr(grade_command.grader, "grade", graded)
+    chosen = argparse.Namespace(jobs=2, **dict.fromkeys(grade_command.grader.REPORT_KINDS))
+    names = ["ada", "bob", "carol"]
+    grade_command._grade_batch(names, names, typing.cast(typing.Any, None), chosen, colour.PLAIN)
+    lines = capsys.readouterr().out.split("\n\n", 1)[0].splitlines()
+    being_graded = 0
+    for line in lines[1:]:
+        being_graded += 1 if line.endswith(": grading") else -1
+        assert 0 <= being_graded <= 2, lines
+    assert len(lines) == 7 and lines[-1].startswith("  [3/3] bob: not graded"), lines
 
 
 @pytest.mark.parametrize(

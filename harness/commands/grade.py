@@ -298,15 +298,17 @@ def _grade_batch(
         if not cancel.is_set():
             progress.started(name)
         reports = _reports(args, name, batch=True)
-        return grader.grade(
+        outcome = grader.grade(
             source, options, reports=reports, name=name, cancel=cancel, warn=_warning
         )
+        if not cancel.is_set():  # here, before this thread says the next one is starting
+            progress.finished(outcome)
+        return outcome
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(grade, source, name) for source, name in zip(sources, names)]
         try:
             for future in concurrent.futures.as_completed(futures):
-                progress.finished(future.result())
                 _warn_of_changed_grader(future.result())
         except BaseException:  # Ctrl-C: stop every run now rather than after the batch
             cancel.set()  # each running grade kills its child within a second or so

@@ -41,7 +41,8 @@ class AppPool:
     `python` and, if `box` names one (of `isolation`'s levels), in a box of its own (thread mode
     has none of these: the app shares the grader's process). Forked apps come from `template`
     (a lane's channel to the run's shared one) or, without one, from a template of the pool's
-    own; if it is killed, the pool starts its own."""
+    own, which imports `share` ahead of them (`preload`); if it is killed, the pool starts its
+    own."""
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class AppPool:
         python: str = sys.executable,
         box: str | None = None,
         template: Template | None = None,
+        share: tuple[str, ...] = (),
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown app mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -62,6 +64,7 @@ class AppPool:
         self.limits = limits
         self.python = python
         self.box = box
+        self.share = share
         self._failures: dict[frozenset[tuple[str, str]], AppDidNotStart] = {}
         self._spare: tuple[dict[str, str], concurrent.futures.Future[RunningApp]] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="app-spare")
@@ -116,7 +119,7 @@ class AppPool:
         if not forkable(self.python, self.box, self.limits):
             return None
         try:
-            return Template.start()
+            return Template.start(self.share)
         except (OSError, TemplateError):
             return None  # apps start the exec'd way: slower, the same otherwise
 

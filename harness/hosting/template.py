@@ -22,12 +22,18 @@ writes its exit status (negative: the signal) into that pipe; a pipe that closes
 means the template itself was killed. The template dies with the run that started it, and each
 child with the template (``PR_SET_PDEATHSIG``), so nothing outlives a grading run that was
 killed.
+
+Past `WARM`, a template imports the packages it is asked to `share`: those of the grader's own
+that a submission uses and `preload` found safe to load ahead of its apps (the openai SDK costs a
+fresh app more CPU than uvicorn does). It imports them in an environment stripped to what every
+app has before its own settings, never with the grader's.
 """
 
 from __future__ import annotations
 
 import array
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -68,6 +74,8 @@ WARM = (
     "httpcore",
     "importlib.resources",
 )
+# What a shared package's import sees of the environment: the names every app gets alike.
+SHARED_ENVIRONMENT = ("PATH", "LANG", "LC_ALL")
 MAX_FDS = 3
 REPLY_TIMEOUT = 15.0  # seconds the template has to answer: it forks at once, or is stuck
 PR_SET_PDEATHSIG = 1
@@ -140,11 +148,11 @@ class Template:
         self._lock = threading.Lock()
 
     @classmethod
-    def start(cls) -> Template:
-        """Start a template of this process's own, and wait until it is ready. Call it from a
-        thread that outlives the apps (the main one): the template dies when the thread that
-        started it ends."""
-        process, (channel,), pidfd = _launch(1)
+    def start(cls, share: tuple[str, ...] = ()) -> Template:
+        """Start a template of this process's own, importing `share` too, and wait until it is
+        ready. Call it from a thread that outlives the apps (the main one): the template dies
+        when the thread that started it ends."""
+        process, (channel,), pidfd = _launch(1, share)
         template = cls(channel, pidfd, process)
         with template._lock:
             template._wait_ready()
@@ -218,8 +226,8 @@ class SharedTemplate:
     started before they are forked; each lane `take`s a channel of its own and forks its apps
     through it, and the process that started it `close`s it once the lanes have ended."""
 
-    def __init__(self, count: int) -> None:
-        self._process, self._channels, self._pidfd = _launch(count)
+    def __init__(self, count: int, share: tuple[str, ...] = ()) -> None:
+        self._process, self._channels, self._pidfd = _launch(count, share)
 
     def take(self, index: int) -> Template:
         """Channel `index`, for this process (a lane) alone: its copies of the others close."""
@@ -237,13 +245,17 @@ class SharedTemplate:
         _end(self._process)
 
 
-def _launch(count: int) -> tuple[subprocess.Popen[bytes], list[socket.socket], int]:
-    """A template process with `count` control channels: it, our ends, and its pidfd."""
+def _launch(
+    count: int, share: tuple[str, ...]
+) -> tuple[subprocess.Popen[bytes], list[socket.socket], int]:
+    """A template process with `count` control channels, importing `share` too: it, our ends,
+    and its pidfd."""
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(count)]
     theirs = [their.fileno() for _, their in pairs]
+    shared = ["--share", ",".join(share)] if share else []
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "harness.hosting.template", *map(str, theirs)],
+            [sys.executable, "-m", "harness.hosting.template", *shared, *map(str, theirs)],
             pass_fds=theirs,
             stdin=subprocess.DEVNULL,
             cwd="/",
@@ -265,10 +277,12 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 # -- the template process -------------------------------------------------------------------------
 
 
-def main(fds: list[int]) -> None:
+def main(fds: list[int], share: list[str]) -> None:
     _die_with_parent()
     for name in WARM:
         __import__(name)
+    if share:
+        _import_shared(share)
     controls = [socket.socket(fileno=fd) for fd in fds]
     statuses: dict[int, int] = {}  # a child's pidfd -> the write end of its status pipe
     children: dict[int, int] = {}  # a child's pidfd -> its pid
@@ -406,6 +420,19 @@ def _serve(arguments: list[str], app_dir: str) -> typing.NoReturn:
     os._exit(code)
 
 
+def _import_shared(names: list[str]) -> None:
+    """Import a submission's shared packages as its apps would, in the environment they all have
+    before their settings: nothing of the grader's own (the apps' environments replace it)."""
+    kept = {name: os.environ[name] for name in SHARED_ENVIRONMENT if name in os.environ}
+    os.environ.clear()
+    os.environ.update(kept)
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - each app imports it itself, and meets the same error
+            pass
+
+
 def _die_with_parent() -> None:
     import ctypes
 
@@ -415,5 +442,13 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _arguments(arguments: list[str]) -> tuple[list[int], list[str]]:
+    """``[--share NAME,...] FD...``: the control channels' descriptors, and what to share."""
+    share: list[str] = []
+    if arguments[:1] == ["--share"]:
+        share, arguments = arguments[1].split(","), arguments[2:]
+    return [int(argument) for argument in arguments], share
+
+
 if __name__ == "__main__":
-    main([int(argument) for argument in sys.argv[1:]])
+    main(*_arguments(sys.argv[1:]))
