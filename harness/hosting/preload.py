@@ -28,21 +28,23 @@ from packaging.utils import canonicalize_name
 
 from .launcher import APP
 
-# Imported ahead when a submission imports them. Add one only with its check in test_preload.
-SHARED = ("openai", "pydantic", "jsonschema")
+# A package a submission may import -> the module the template imports for it (pydantic loads its
+# models lazily, at the app's first ``from pydantic import BaseModel``). Add one only with its check
+# in test_preload.
+SHARED = {"openai": "openai", "pydantic": "pydantic.main", "jsonschema": "jsonschema"}
 MOST_FILES = 500  # Python files read for imports: past that, nothing is imported ahead
 LARGEST_FILE = 1_000_000  # bytes; a larger file is skipped
 
 
 def shared_imports(submission: Path) -> tuple[str, ...]:
-    """The packages of `SHARED` that the code in `submission` imports (read with `ast`, never
-    run) and that this Python has; none if the submission ships a module that a fresh app would
-    import instead of theirs."""
+    """What to import ahead for the packages of `SHARED` that the code in `submission` imports
+    (read with `ast`, never run) and that this Python has; nothing if the submission ships a
+    module that a fresh app would import instead of theirs."""
     imported = _imported_names(submission)
     wanted = tuple(name for name in SHARED if name in imported and _installed(name))
     if not wanted or _shadows(submission, _modules_required_by(wanted)):
         return ()
-    return wanted
+    return tuple(SHARED[name] for name in wanted)
 
 
 def _imported_names(submission: Path) -> set[str]:
