@@ -19,6 +19,9 @@ every round FILE holds for the code as it is now and the same way of running, wh
 ran them: twenty rounds of every solution take hours on two cores, more than one sitting.
 A round run outside the proof's conditions (other work beside it, say) is marked in FILE with
 `"outside": "why"`: `--summary` lists it apart, with how it differs, and does not count it.
+With `--own-tasks`, it also checks every counted round against the calibration: the reference
+failing nothing, the starter all but what it already does right, each mutant exactly the
+scenarios it is expected to fail among those its own tasks grade.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ GRADED = ("harness", "scenarios", "exercise_app", "tests/reference", "tests/muta
 from grading_runs import SOLUTIONS, not_passed  # noqa: E402
 from mutants import MUTANTS  # noqa: E402
 from calibrate import own_tasks  # noqa: E402
+import requirement_table  # noqa: E402
+from test_calibration import STARTER_PASSES  # noqa: E402
 
 from harness import vocabulary  # noqa: E402
 
@@ -208,7 +213,52 @@ def _summary(file: Path, names: list[str], args: argparse.Namespace) -> int:
     for round_ in rounds:
         if round_.get("outside"):
             _apart(round_, outcomes)
+    if args.own_tasks:
+        status |= _against_calibration(counted, names)
     return status
+
+
+def _against_calibration(rounds: list[dict[str, typing.Any]], names: list[str]) -> int:
+    """Whether every counted round gave each solution what the calibration expects of it on its
+    own tasks: the reference nothing failed, the starter all but what it already does right,
+    each mutant exactly its expected scenarios among those its tasks grade."""
+    expected = _expected(names)
+    wrong = [
+        (round_["ended"], name, outcome)
+        for round_ in rounds
+        for name, outcome in round_["outcomes"].items()
+        if name in expected and _failures(outcome) != expected[name]
+    ]
+    print(
+        f"against the calibration: {len(rounds)} rounds of {len(expected)} solutions, "
+        f"{len(wrong)} outcomes otherwise than expected"
+    )
+    for ended, name, outcome in wrong:
+        print(f"  the round ended {ended}: {name}: {outcome}")
+    return 1 if wrong else 0
+
+
+def _expected(names: list[str]) -> dict[str, set[str]]:
+    """The scenarios each solution must fail, graded on its own tasks (`_tasks`)."""
+    scenarios = requirement_table.scenarios()
+    expected = {"reference": set(), "starter": set(scenarios) - STARTER_PASSES}
+    for mutant in MUTANTS:
+        tasks = set(own_tasks(mutant))
+        graded = {id for id, info in scenarios.items() if "all" in tasks or info.task in tasks}
+        expected[mutant.name] = set(mutant.expected_failures) & graded
+    return {name: expected[name] for name in names if name in expected}
+
+
+def _failures(outcome: str) -> set[str] | None:
+    """The scenarios an outcome (as `_outcome` writes it) lists as failed; None if one did not
+    pass otherwise (a timeout, a harness error)."""
+    listed = outcome.partition(" [")[2].removesuffix("]")
+    if listed == "none failed":
+        return set()
+    pairs = [item.rpartition(":") for item in listed.split(", ")]
+    if any(status != "failed" for _, _, status in pairs):
+        return None
+    return {id for id, _, _ in pairs}
 
 
 def _tally(

@@ -33,7 +33,7 @@ def test_rounds_of_other_code_or_another_way_are_left_out(
     determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record, code = tmp_path / "rounds.jsonl", determinism.code_digest()
-    same = {"reference": "165/165 [none failed]", "starter": "6/165 [...]"}
+    same = {"reference": "165/165 [none failed]", "starter": starter_as_expected(determinism)}
     determinism._record(record, code, same, options())
     determinism._record(record, code, same, options(jobs=3))
     other_way = {"reference": "163/165 [x:failed]"}
@@ -54,7 +54,37 @@ def test_rounds_of_other_code_or_another_way_are_left_out(
     assert status == 0
     assert "2 rounds recorded" in printed and "(2 of every solution)" in printed
     assert "2 at a time, a core spinning; 3 at a time, a core spinning" in printed
-    assert "x2  165/165 [none failed]" in printed and "x2  6/165 [...]" in printed
+    assert "x2  165/165 [none failed]" in printed and f"x2  {same['starter']}" in printed
+    assert "against the calibration: 2 rounds of 2 solutions, 0 outcomes otherwise" in printed
+
+
+def starter_as_expected(determinism: typing.Any) -> str:
+    failed = sorted(determinism._expected(["starter"])["starter"])
+    return "6/165 [" + ", ".join(f"{id}:failed" for id in failed) + "]"
+
+
+def test_a_round_that_grades_a_solution_otherwise_than_the_calibration_fails_the_summary(
+    determinism: typing.Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same in every round is not enough: a mutant that always passes what its flaw should
+    fail, or fails it by a timeout, is wrong every time."""
+    mutant = next(m for m in determinism.MUTANTS if len(m.expected_failures) == 1)
+    [scenario] = mutant.expected_failures
+    outcomes = {
+        f"{mutant.name}": "10/12 [none failed]",  # its flaw went unseen
+        "reference": f"163/165 [{scenario}:timed out]",  # nothing but "failed" is expected
+        "starter": starter_as_expected(determinism),
+    }
+    record, code = tmp_path / "rounds.jsonl", determinism.code_digest()
+    determinism._record(record, code, outcomes, options())
+
+    status = determinism._summary(record, [mutant.name, "reference", "starter"], options())
+
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "against the calibration: 1 rounds of 3 solutions, 2 outcomes otherwise" in printed
+    assert f"{mutant.name}: 10/12 [none failed]" in printed
+    assert f"reference: 163/165 [{scenario}:timed out]" in printed
 
 
 def test_a_solution_graded_otherwise_in_another_sitting_is_reported(
