@@ -346,8 +346,12 @@ class Aimock:
             stdin=subprocess.DEVNULL,
         )
         self.base_url = f"http://127.0.0.1:{port}/v1"
-        self._wait_listening(port)
         self.workload = (tokens, token_delay)
+        try:
+            self._wait_listening(port)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_listening(self, port: int) -> None:
         deadline = time.monotonic() + 30
@@ -525,24 +529,21 @@ def main(argv: list[str] | None = None) -> int:
         f"timer floor: an idle asyncio.sleep wakes {floor_p50:.2f} ms late (p50), "
         f"{floor_p99:.2f} ms (p99) on this machine"
     )
-    rows = []
+    server: Server
     if args.aimock is not None:
-        aimock = Aimock(args.aimock, args.tokens, args.token_delay)
-        try:
-            for streams in args.levels:
-                rows.append(run_level(aimock, streams, args.tokens, args.token_delay, args.client))
-        finally:
-            aimock.stop()
+        server = aimock = Aimock(args.aimock, args.tokens, args.token_delay)
+        stop = aimock.stop
     else:
         fake = FakeLLM()
         fake.start()
-        try:
-            for streams in args.levels:
-                rows.append(
-                    run_level(OurFake(fake), streams, args.tokens, args.token_delay, args.client)
-                )
-        finally:
-            fake.stop()
+        server, stop = OurFake(fake), fake.stop
+    try:
+        rows = [
+            run_level(server, streams, args.tokens, args.token_delay, args.client)
+            for streams in args.levels
+        ]
+    finally:
+        stop()
 
     print(
         "\nPer level: streams completed (of those started) and the most open at once; in the steady"

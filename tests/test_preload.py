@@ -153,6 +153,14 @@ def test_nothing_is_shared_when_the_submission_ships_a_module_they_would_import(
     assert preload.shared_imports(folder) == ()
 
 
+def test_nothing_is_read_of_a_submission_with_more_code_than_an_app_has(tmp_path: Path) -> None:
+    """Parsing is paid in the grader's time and memory, beside other grades: a hostile
+    submission's megabytes of code are not parsed, and it gets nothing imported ahead."""
+    folder = make_submission(tmp_path, "import jsonschema\n")
+    (folder / "exercise_app" / "bulk.py").write_text("x = 1\n" * (preload.MOST_BYTES // 6 + 1))
+    assert preload.shared_imports(folder) == ()
+
+
 def test_a_harness_folder_beside_the_app_does_not_stop_the_sharing(tmp_path: Path) -> None:
     """A candidate's repository holds the grader's own package, which the shared ones never
     import."""

@@ -33,7 +33,7 @@ from .launcher import APP
 # in test_preload.
 SHARED = {"openai": "openai", "pydantic": "pydantic.main", "jsonschema": "jsonschema"}
 MOST_FILES = 500  # Python files read for imports: past that, nothing is imported ahead
-LARGEST_FILE = 1_000_000  # bytes; a larger file is skipped
+MOST_BYTES = 2_000_000  # their total size: an honest app's code is a few dozen kB
 
 
 def shared_imports(submission: Path) -> tuple[str, ...]:
@@ -49,16 +49,16 @@ def shared_imports(submission: Path) -> tuple[str, ...]:
 
 def _imported_names(submission: Path) -> set[str]:
     """The top-level names of every absolute import in the app's package, and in the Python files
-    beside it."""
+    beside it; none for a submission with more code than `MOST_FILES` and `MOST_BYTES` allow,
+    which parsing would make the grader pay for in time and memory."""
     package = submission / APP.partition(".")[0]
     found = itertools.chain(package.rglob("*.py"), submission.glob("*.py"))
     files = list(itertools.islice(found, MOST_FILES + 1))
+    sizes = {path: size for path in files if (size := _own_size(path, submission)) is not None}
     names: set[str] = set()
-    if len(files) > MOST_FILES:
+    if len(files) > MOST_FILES or sum(sizes.values()) > MOST_BYTES:
         return names
-    for path in files:
-        if not _ours_to_read(path, submission):
-            continue
+    for path in sizes:
         try:
             tree = ast.parse(path.read_bytes())
         except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
@@ -71,16 +71,16 @@ def _imported_names(submission: Path) -> set[str]:
     return names
 
 
-def _ours_to_read(path: Path, submission: Path) -> bool:
-    """A file of the submission's own code: not a link, not in a hidden folder or a virtualenv,
-    not too large."""
+def _own_size(path: Path, submission: Path) -> int | None:
+    """The size of a file of the submission's own code; None for a link, or a file in a hidden
+    folder or a virtualenv."""
     parts = path.relative_to(submission).parts
     if any(part.startswith(".") or part in ("venv", "__pycache__") for part in parts[:-1]):
-        return False
+        return None
     try:
-        return not path.is_symlink() and path.stat().st_size <= LARGEST_FILE
+        return None if path.is_symlink() else path.stat().st_size
     except OSError:
-        return False
+        return None
 
 
 def _installed(name: str) -> bool:
