@@ -35,6 +35,7 @@ class ScenarioInfo:
     hidden: bool
     checks: tuple[str, ...]
     needs: tuple[str, ...]
+    settings: tuple[tuple[str, str], ...]  # its app_settings mark, if it has one
 
 
 @dataclass
@@ -63,6 +64,8 @@ def scenarios() -> dict[str, ScenarioInfo]:
             marks = [m for m in getattr(test, "pytestmark", []) if m.name == "scenario"]
             if name.startswith("test_") and marks:
                 fields = marks[0].kwargs
+                overrides = [m for m in test.pytestmark if m.name == "app_settings"]
+                settings = tuple(overrides[0].kwargs.items()) if overrides else ()
                 checks, needs = fields["checks"], fields.get("needs", ())
                 found[name.removeprefix("test_")] = ScenarioInfo(
                     id=name.removeprefix("test_"),
@@ -70,6 +73,7 @@ def scenarios() -> dict[str, ScenarioInfo]:
                     hidden="hidden" in path.parts,
                     checks=(checks,) if isinstance(checks, str) else tuple(checks),
                     needs=(needs,) if isinstance(needs, str) else tuple(needs),
+                    settings=settings,
                 )
     return found
 

@@ -29,6 +29,7 @@ import pytest
 import requirement_table
 from calibrate import elsewhere, entry, mismatch, own_tasks, surprises
 from grading_runs import build, grade, not_passed
+from harness.hosting.launcher import SCENARIO_SETTINGS
 from mutants import MUTANTS, Mutant
 from solutions import ROOT
 
@@ -141,6 +142,20 @@ def test_every_scenario_is_failed_by_some_mutant() -> None:
     ids = set(requirement_table.scenarios())
     assert caught <= ids, f"mutants expect scenarios that do not exist: {caught - ids}"
     assert ids - caught == set(), "these scenarios fail no mutant, so nothing shows they work"
+
+
+def test_the_breaker_opens_only_in_the_scenarios_that_check_it() -> None:
+    """Elsewhere, requests failing at once would open it at a moment the scheduler picks: a mutant
+    giving the fallback one attempt failed `passing_failures_are_retried` once in CI, when the last
+    three of its eight requests asked after five had failed, and passed it every other run."""
+    out_of_reach = 100  # calls to the primary: the most any scenario makes is a few dozen
+    assert int(SCENARIO_SETTINGS["BREAKER_FAILURES"]) >= out_of_reach
+    for scenario in requirement_table.scenarios().values():
+        settings = dict(scenario.settings)
+        if "fallback.breaker" in scenario.checks:
+            assert int(settings["BREAKER_FAILURES"]) < out_of_reach, scenario.id
+        else:
+            assert "BREAKER_FAILURES" not in settings, scenario.id
 
 
 def _solution_folder(name: str, destination: Path) -> Path:

@@ -44,7 +44,10 @@ SCENARIO_SETTINGS = {
     "RETRY_MAX_DELAY": "0.8",
     "MAX_ATTEMPTS": "3",
     "MAX_CONCURRENCY": "4",
-    "BREAKER_FAILURES": "5",
+    # Out of reach: the breaker opens only in its own scenarios (timing.BREAKER). Elsewhere,
+    # concurrent requests failing together would open it at a moment the scheduler picks, and
+    # which of them still reached the primary, and so the grade, would change from run to run.
+    "BREAKER_FAILURES": "1000",
     "BREAKER_COOL_DOWN": "30.0",
 }
 
