@@ -48,6 +48,9 @@ async def test_a_model_that_never_answers_is_cut_off_with_a_504(
     tab = client.tab(in_time)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tab.run)
+        # Its call first, every run: an app answering one question at a time holds the hanging
+        # one up behind it, rather than whichever of the two reached it first.
+        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the slow answer's call")
         await cut.expect_504(client, fake_llm, hanging, app_settings, "The model never sent a byte")
     cut.expect_in_time(tab.reply, f"A model answered after {slow:.2f}s")
 
@@ -98,6 +101,7 @@ async def test_an_endless_stream_is_cut_off_at_the_deadline(
     tab = client.tab(in_time, stream=True)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(tab.run)
+        await fake_llm.ledger.wait_for(lambda calls: len(calls) == 1, what="the slow stream's call")
         reply, span = await cut.stream(client, fake_llm, endless, app_settings)
     cut.expect_in_time(tab.reply, f"A model wrote its whole answer in {tokens * 0.05:.2f}s")
     cut.expect_error_event(reply, "The model was still writing when REQUEST_DEADLINE passed")
