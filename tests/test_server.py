@@ -1,15 +1,18 @@
 """ServerThread and FakeLLM lifecycle: loopback only, free ports, fast start and stop, no leaks."""
 
+import asyncio
+import contextlib
 import socket
 import threading
 import time
+import typing
 
 import httpx
 import pytest
 
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.hosting.server import ServerError
+from harness.hosting.server import ServerError, ServerThread
 
 
 def test_serves_on_loopback_with_a_free_port() -> None:
@@ -58,3 +61,53 @@ def test_a_taken_port_is_a_clear_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ServerError, match=f"port {port} free"):
             FakeLLM(port=port).start()
+
+
+def test_stop_ends_a_request_that_swallows_cancellation() -> None:
+    # uvicorn cancels a request still running after its graceful timeout, and asyncio.run
+    # cancels the tasks left once more; a request that outlives both used to hang stop().
+    began = threading.Event()
+
+    async def stubborn(scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
+        began.set()
+        for _ in range(2):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(60)
+        await asyncio.sleep(60)
+
+    server = ServerThread(stubborn, lifespan="off")
+    server.start()
+    asker = threading.Thread(target=_ask, args=(server.url,))
+    asker.start()
+    try:
+        assert began.wait(5)
+        server.stop(timeout=0.5)
+    finally:
+        asker.join()
+
+
+def test_a_server_that_will_not_stop_says_where_it_is_stuck() -> None:
+    began, release = threading.Event(), threading.Event()
+
+    async def frozen(scope: typing.Any, receive: typing.Any, send: typing.Any) -> None:
+        began.set()
+        release.wait()  # blocks the whole event loop: no cancellation can reach it
+
+    server = ServerThread(frozen, lifespan="off")
+    server.start()
+    asker = threading.Thread(target=_ask, args=(server.url,))
+    asker.start()
+    try:
+        assert began.wait(5)
+        with pytest.raises(ServerError, match=r"did not stop.*frozen \(test_server\.py:\d+\)"):
+            server.stop(timeout=0.2)
+    finally:
+        release.set()
+        server.stop()
+        asker.join()
+
+
+def _ask(url: str) -> None:
+    """One request that may end any way at all: the tests above stop the server under it."""
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(url, timeout=10)
