@@ -75,15 +75,8 @@ def test_stop_ends_a_request_that_swallows_cancellation() -> None:
                 await asyncio.sleep(60)
         await asyncio.sleep(60)
 
-    server = ServerThread(stubborn, lifespan="off")
-    server.start()
-    asker = threading.Thread(target=_ask, args=(server.url,))
-    asker.start()
-    try:
-        assert began.wait(5)
+    with _one_request_under_way(stubborn, began) as server:
         server.stop(timeout=0.5)
-    finally:
-        asker.join()
 
 
 def test_a_server_that_will_not_stop_says_where_it_is_stuck() -> None:
@@ -93,16 +86,25 @@ def test_a_server_that_will_not_stop_says_where_it_is_stuck() -> None:
         began.set()
         release.wait()  # blocks the whole event loop: no cancellation can reach it
 
-    server = ServerThread(frozen, lifespan="off")
+    with _one_request_under_way(frozen, began) as server:
+        try:
+            with pytest.raises(ServerError, match=r"did not stop.*frozen \(test_server\.py:\d+\)"):
+                server.stop(timeout=0.2)
+        finally:
+            release.set()
+
+
+@contextlib.contextmanager
+def _one_request_under_way(app: typing.Any, began: threading.Event) -> typing.Iterator[ServerThread]:
+    """`app` served, once it has `began` to answer a request; then stopped, the asker gone."""
+    server = ServerThread(app, lifespan="off")
     server.start()
     asker = threading.Thread(target=_ask, args=(server.url,))
     asker.start()
     try:
         assert began.wait(5)
-        with pytest.raises(ServerError, match=r"did not stop.*frozen \(test_server\.py:\d+\)"):
-            server.stop(timeout=0.2)
+        yield server
     finally:
-        release.set()
         server.stop()
         asker.join()
 
