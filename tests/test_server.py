@@ -1,10 +1,9 @@
-"""ServerThread and FakeLLM lifecycle: loopback only, free ports, fast start and stop, no leaks."""
+"""ServerThread and FakeLLM lifecycle: loopback only, free ports, stops that never hang, no leaks."""
 
 import asyncio
 import contextlib
 import socket
 import threading
-import time
 import typing
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 
 from harness.fake_llm import FakeLLM
 from harness.fake_llm import faults as f
-from harness.hosting.server import ServerError, ServerThread
+from harness.hosting.server import ServerError, ServerThread, _cancel_every_task
 
 
 def test_serves_on_loopback_with_a_free_port() -> None:
@@ -22,36 +21,36 @@ def test_serves_on_loopback_with_a_free_port() -> None:
         assert httpx.get(f"{one.base_url}/models").status_code == 200
 
 
-def test_start_and_stop_well_under_a_second_and_leave_no_thread() -> None:
+def test_start_and_stop_leave_no_thread() -> None:
+    # How long they take is benchmarks/server_lifecycle.py's to print (~1.4 ms and ~0.2 s).
     before = set(threading.enumerate())
-    started = time.monotonic()
     fake = FakeLLM()
     fake.start()
-    start_took = time.monotonic() - started
-    stopped = time.monotonic()
+    assert httpx.get(f"{fake.base_url}/models").status_code == 200
     fake.stop()
-    stop_took = time.monotonic() - stopped
-    # The issue's bound is "well under 1 s"; measured ~25 ms to start and ~0.15 s to stop.
-    # 0.5 s leaves room for a loaded machine and still catches a server that waits on a timer.
-    assert start_took < 0.5
-    assert stop_took < 0.5
     assert set(threading.enumerate()) == before
 
 
-def test_stop_does_not_wait_for_a_stalled_stream() -> None:
+def test_stop_ends_a_stalled_stream_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn is told to wait for open requests without end, and the last resort to fail the
+    # test: stop() returns only if it ends the stalled stream itself, not by waiting it out.
     fake = FakeLLM()
     fake.start()
+    fake._server.server.config.timeout_graceful_shutdown = None
+    monkeypatch.setattr(ServerThread, "_cancel_until_stopped", _held_the_stop)
     fake.always(f.stall(after_tokens=1))
     body = {"model": "fake-large", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with httpx.Client(base_url=fake.base_url) as client:
         with client.stream("POST", "/chat/completions", json=body) as response:
             lines = response.iter_lines()  # kept: a discarded iterator closes the connection
             next(lines)
-            stopped = time.monotonic()
             fake.stop()
-            # Same bound as above: the stalled response is aborted, not waited for.
-            assert time.monotonic() - stopped < 0.5
     assert fake.calls[0].outcome == "aborted"
+
+
+def _held_the_stop(server: ServerThread, timeout: float) -> None:
+    server._call_soon(_cancel_every_task)  # ends the thread, so that the test leaves none
+    raise AssertionError("the stalled stream held the stop until it was cancelled")
 
 
 def test_a_taken_port_is_a_clear_error() -> None:
