@@ -24,10 +24,8 @@ def test_serves_on_loopback_with_a_free_port() -> None:
 def test_start_and_stop_leave_no_thread() -> None:
     # How long they take is benchmarks/server_lifecycle.py's to print (~1.4 ms and ~0.2 s).
     before = set(threading.enumerate())
-    fake = FakeLLM()
-    fake.start()
-    assert httpx.get(f"{fake.base_url}/models").status_code == 200
-    fake.stop()
+    with FakeLLM() as fake:
+        assert httpx.get(f"{fake.base_url}/models").status_code == 200
     assert set(threading.enumerate()) == before
 
 
